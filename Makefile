@@ -1,0 +1,54 @@
+# fraud-monitor: the README's two commands are `make demo` and `make test`.
+# Both set up what they need on a fresh machine: the virtualenv, the Kafka jars, a broker.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+KAFKA_DIR ?= .kafka
+KAFKA_PORT ?= 9092
+TEST_KAFKA_DIR ?= .kafka-test
+PYTEST_ARGS ?=
+
+.PHONY: venv jars kafka-up kafka-down demo test unit lint clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+jars: venv
+	$(BIN)/python -c "from streams.broker import ensure_jars; print(ensure_jars())"
+
+kafka-up: jars
+	$(BIN)/fraudmon kafka up --dir $(KAFKA_DIR) --port $(KAFKA_PORT)
+
+kafka-down: venv
+	$(BIN)/fraudmon kafka down --dir $(KAFKA_DIR) --port $(KAFKA_PORT)
+
+demo: jars
+	$(BIN)/fraudmon demo --port $(KAFKA_PORT)
+
+lint: venv
+	$(BIN)/ruff check monitor streams tests
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/python -m pytest tests/unit -q $(PYTEST_ARGS)
+
+# Starts a broker of its own on a free port, runs lint, unit and integration tests
+# against it, and stops the broker whatever the outcome.
+test: jars lint
+	@port=$$($(BIN)/python -c "from streams.broker import free_port; print(free_port())"); \
+	rm -rf $(TEST_KAFKA_DIR); \
+	$(BIN)/fraudmon kafka up --dir $(TEST_KAFKA_DIR) --port $$port || exit 1; \
+	FRAUDMON_TEST_BOOTSTRAP=127.0.0.1:$$port $(BIN)/python -m pytest -q $(PYTEST_ARGS); \
+	status=$$?; \
+	$(BIN)/fraudmon kafka down --dir $(TEST_KAFKA_DIR) --port $$port; \
+	exit $$status
+
+clean:
+	rm -rf $(TEST_KAFKA_DIR) .demo .state .pytest_cache .mypy_cache .ruff_cache

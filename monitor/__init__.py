@@ -1,0 +1,7 @@
+"""fraud-monitor's domain: event contract, per-entity state, River models, alert policy.
+
+This package is pure Python and never imports Faust; ``streams`` adapts it to Kafka
+and ``monitor.replay`` drives the very same code from a file.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,34 @@
+"""The in-process engine: routes each event's views to their shards, in order.
+
+Replay uses it directly; the Kafka worker does the same work split in two steps
+(``streams``: validate and route to the routed topic, then fold each partition
+into its shard).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from monitor.routing import shard_of, views
+from monitor.shard import Outcome, Shard
+
+if TYPE_CHECKING:
+    from monitor.config import Settings
+    from monitor.events import Event
+
+
+class Engine:
+    """All shards of one deployment, in one process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.partitions = settings.kafka.partitions
+        self.shards = [Shard(i, settings) for i in range(self.partitions)]
+
+    def process(self, event: Event) -> list[Outcome]:
+        """Every outcome of ``event``, its primary view's (with the decision) first."""
+        outcomes = []
+        for view in views(event):
+            outcome = self.shards[shard_of(view, self.partitions)].process(view, event)
+            if outcome is not None:
+                outcomes.append(outcome)
+        return outcomes

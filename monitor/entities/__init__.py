@@ -1,0 +1,14 @@
+"""Per-entity state in event time, one module per entity family."""
+
+from monitor.entities.account import AccountState
+from monitor.entities.base import EntityState, Finding
+from monitor.entities.borrower import BorrowerState
+from monitor.entities.lender import LenderState
+
+FAMILIES: dict[str, type[EntityState]] = {
+    "account": AccountState,
+    "borrower": BorrowerState,
+    "lender": LenderState,
+}
+
+__all__ = ["FAMILIES", "AccountState", "BorrowerState", "EntityState", "Finding", "LenderState"]

@@ -1,0 +1,84 @@
+"""What every entity family provides: event-time state, features and typology rules."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from monitor.config import DetectionSettings
+    from monitor.events import Event
+    from monitor.routing import View
+
+DAY = 86_400.0
+HOUR = 3_600.0
+
+
+def clip01(value: float) -> float:
+    """``value`` limited to [0, 1]."""
+    return 0.0 if value < 0 else 1.0 if value > 1 else value
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One signal behind a finding: its value and what is typical."""
+
+    signal: str
+    value: float
+    typical: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"signal": self.signal, "value": round(self.value, 4), "typical": self.typical}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A typology rule's view of one pattern: strength in [0, 1] and its reasons."""
+
+    pattern: str
+    strength: float
+    reasons: tuple[Reason, ...]
+
+
+def prune(window: deque[tuple[Any, ...]], oldest: float) -> None:
+    """Drop entries of a time-ordered window older than ``oldest`` (entry[0] is the time)."""
+    while window and window[0][0] < oldest:
+        window.popleft()
+
+
+class EntityState:
+    """Event-time state of one entity. Subclasses keep bounded windows only."""
+
+    __slots__ = ("alerted", "first_ts", "labels", "last_ts", "recent_events")
+
+    family = "entity"
+    feature_names: tuple[str, ...] = ()
+    max_evidence = 8
+
+    def __init__(self) -> None:
+        self.first_ts: float | None = None
+        self.last_ts = 0.0
+        self.labels: dict[str, bool] = {}
+        self.alerted: dict[str, float] = {}
+        self.recent_events: deque[str] = deque(maxlen=self.max_evidence)
+
+    def observe(self, view: View, event: Event, settings: DetectionSettings) -> None:
+        """Fold one event into the state."""
+        if self.first_ts is None:
+            self.first_ts = event.ts
+        self.last_ts = max(self.last_ts, event.ts)
+        self.recent_events.append(event.event_id)
+        self.update(view, event, settings)
+
+    def update(self, view: View, event: Event, settings: DetectionSettings) -> None:
+        raise NotImplementedError
+
+    def features(self, now: float, settings: DetectionSettings) -> dict[str, float]:
+        raise NotImplementedError
+
+    def findings(self, features: dict[str, float], settings: DetectionSettings) -> list[Finding]:
+        raise NotImplementedError
+
+    def age_days(self, now: float) -> float:
+        return 0.0 if self.first_ts is None else max(0.0, now - self.first_ts) / DAY

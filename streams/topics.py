@@ -1,0 +1,91 @@
+"""Topic creation and the Faust topic declarations of one deployment."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from monitor.events import INPUT_KINDS
+
+if TYPE_CHECKING:
+    import faust
+
+    from monitor.config import Settings
+
+logger = logging.getLogger(__name__)
+
+LOGICAL_TOPICS = ("payments", "loan_disbursals", "labels", "decisions", "alerts",
+                  "dead_letter", "routed")
+
+
+def physical_names(settings: Settings) -> dict[str, str]:
+    """Logical name -> topic name in Kafka, prefix included."""
+    return {logical: settings.kafka.topic(logical) for logical in LOGICAL_TOPICS}
+
+
+def kind_by_topic(settings: Settings) -> dict[str, str]:
+    """Input topic name in Kafka -> event kind of the contract."""
+    return {settings.kafka.topic(kind): kind for kind in INPUT_KINDS}
+
+
+async def ensure_topics(settings: Settings, timeout_ms: int = 30_000) -> None:
+    """Create every topic the monitor uses that does not exist yet.
+
+    The routed topic must have exactly ``kafka.partitions`` partitions: each partition
+    is one state shard, and replay shards by the same count.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers,
+                                request_timeout_ms=timeout_ms)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(name, settings.kafka.partitions, settings.kafka.replication_factor)
+            for name in physical_names(settings).values() if name not in existing
+        ]
+        if wanted:
+            try:
+                await admin.create_topics(wanted, timeout_ms=timeout_ms)
+            except TopicAlreadyExistsError:
+                logger.info("topics were created concurrently")
+            logger.info("created topics: %s", ", ".join(t.name for t in wanted))
+        routed = settings.kafka.topic("routed")
+        described = await admin.describe_topics([routed])
+        count = len(described[0]["partitions"])
+        if count != settings.kafka.partitions:
+            raise RuntimeError(
+                f"topic {routed} has {count} partitions but kafka.partitions is "
+                f"{settings.kafka.partitions}: they must match (one shard per partition)")
+    finally:
+        await admin.close()
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The Faust topic objects of one app."""
+
+    inputs: Any
+    routed: Any
+    decisions: Any
+    alerts: Any
+    dead_letter: Any
+
+
+def declare(app: faust.App, settings: Settings) -> Topics:
+    names = physical_names(settings)
+
+    def topic(*topic_names: str) -> Any:
+        return app.topic(*topic_names, key_type=bytes, value_type=bytes,
+                         key_serializer="raw", value_serializer="raw")
+
+    return Topics(
+        inputs=topic(names["payments"], names["loan_disbursals"], names["labels"]),
+        routed=topic(names["routed"]),
+        decisions=topic(names["decisions"]),
+        alerts=topic(names["alerts"]),
+        dead_letter=topic(names["dead_letter"]),
+    )

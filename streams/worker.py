@@ -1,0 +1,29 @@
+"""Runs the Faust worker: create missing topics, build the app, serve until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import faust
+
+from monitor.config import Settings
+from streams.app import create_app
+from streams.topics import ensure_topics
+
+logger = logging.getLogger(__name__)
+
+
+def run_worker(settings: Settings) -> int:
+    """Block running the worker; returns its exit code after SIGTERM or SIGINT."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(ensure_topics(settings))
+    app = create_app(settings)
+    worker = faust.Worker(app, loop=loop, loglevel=settings.log_level,
+                          redirect_stdouts=False, override_logging=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

@@ -1,0 +1,30 @@
+"""The real Kafka broker for integration tests.
+
+``make test`` starts one and passes its address in ``FRAUDMON_TEST_BOOTSTRAP``; run
+alone, pytest starts its own on free ports and stops it at the end of the session.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streams.broker import LocalBroker, free_port
+
+
+@pytest.fixture(scope="session")
+def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    given = os.environ.get("FRAUDMON_TEST_BOOTSTRAP")
+    if given:
+        yield given
+        return
+    workdir: Path = tmp_path_factory.mktemp("kafka")
+    broker = LocalBroker(workdir, port=free_port(), controller_port=free_port())
+    broker.start()
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
