@@ -92,8 +92,8 @@ def _is_complete(libs: Path, stamp: str) -> bool:
 def _first_error(output: str) -> str:
     lines = [_ANSI_RE.sub("", line).strip() for line in output.splitlines()]
     lines = [line for line in lines if line]
-    errors = [line for line in lines if line.startswith("[ERROR]")]
-    return (errors or lines or ["no output"])[0]
+    errors = [line.removeprefix("[ERROR] ") for line in lines if line.startswith("[ERROR]")]
+    return (errors or lines or ["no output"])[0].removesuffix(" -> [Help 1]")
 
 
 def ensure_jars(kafka_version: str | None = None, cache_dir: Path | None = None) -> Path:
@@ -177,18 +177,37 @@ def _run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
         return pool.submit(asyncio.run, coro).result()
 
 
-def _tail(path: Path, lines: int = 20) -> str:
+def _read(path: Path) -> str:
     try:
-        text = path.read_text(errors="replace")
+        return path.read_text(errors="replace")
     except OSError:
         return ""
-    return "\n".join(text.splitlines()[-lines:])
 
 
-def _worst_line(tail: str) -> str:
-    lines = [line for line in tail.splitlines() if line.strip()]
-    bad = [line for line in lines if "ERROR" in line or "Exception" in line or "Error:" in line]
-    return (bad or lines or [""])[-1].strip()
+def _tail(path: Path, lines: int = 20) -> str:
+    return "\n".join(_read(path).splitlines()[-lines:])
+
+
+_ERROR_LINE: Final = re.compile(r"^\[[^\]]+\] (?:ERROR|FATAL)\s+(.*?)(?: \([^()]*\))?$")
+
+
+def _failure_summary(text: str) -> str:
+    """Pick one line saying why a Kafka JVM failed: its first ERROR and that error's exception."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        match = _ERROR_LINE.match(line)
+        if match is None:
+            continue
+        for trace in lines[i + 1 : i + 40]:
+            if trace.startswith("["):
+                break
+            exc = trace.strip().removeprefix("Caused by: ")
+            if exc and not exc.startswith(("at ", "...")):
+                return f"{match.group(1)}: {exc.split(': ', 1)[-1]}"
+        return match.group(1)
+    plain = [line.strip() for line in lines if line.strip() and not line.startswith("[")]
+    rest = [line.strip() for line in lines if line.strip()]
+    return (plain or rest or ["no output"])[0 if plain else -1]
 
 
 class LocalBroker:
@@ -388,7 +407,7 @@ class LocalBroker:
             raise BrokerError("kafka storage format timed out after 120s") from exc
         if proc.returncode != 0:
             out = proc.stdout + proc.stderr
-            raise BrokerError(f"kafka storage format failed: {_worst_line(out)}", out[-2000:])
+            raise BrokerError(f"kafka storage format failed: {_failure_summary(out)}", out[-2000:])
 
     def _launch(self, libs: Path) -> int:
         if self.log_path.exists():
@@ -415,8 +434,9 @@ class LocalBroker:
                 self.pid_path.unlink(missing_ok=True)
                 tail = _tail(self.log_path)
                 how = f"exited with code {code}" if code is not None else "exited"
+                summary = _failure_summary(_read(self.log_path))
                 raise BrokerError(
-                    f"broker {how} during start: {_worst_line(tail)} (see {self.log_path})", tail
+                    f"broker {how} during start: {summary} (see {self.log_path})", tail
                 )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -486,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--controller-port", type=int, default=None, help="default: port + 1")
     parser.add_argument("--dir", type=Path, default=Path(".kafka"), help="work directory")
     parser.add_argument("--kafka-version", default=None, help=f"default {resolve_kafka_version()}")
-    parser.add_argument("--timeout", type=float, default=90.0, help="start/stop timeout, s")
+    parser.add_argument("--timeout", type=float, default=None, help="s (default: up 90, down 30)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -498,7 +518,8 @@ def main(argv: list[str] | None = None) -> int:
         kafka_version=args.kafka_version,
     )  # fmt: skip
     try:
-        return _COMMANDS[args.command](broker, args.timeout)
+        command, default_timeout = _COMMANDS[args.command]
+        return command(broker, args.timeout if args.timeout is not None else default_timeout)
     except BrokerError as exc:
         print(f"error: {exc.summary}", file=sys.stderr)
         return 1
@@ -533,17 +554,17 @@ def _status(broker: LocalBroker, timeout: float) -> int:
     if not broker.is_running():
         print(f"not running (dir {broker.workdir})")
         return 1
-    if not broker.answers(timeout=min(timeout, 5.0)):
+    if not broker.answers(timeout=timeout):
         print(f"pid {broker.pid} alive but not answering on {broker.bootstrap}")
         return 1
     print(f"running at {broker.bootstrap} (pid {broker.pid}, cluster {broker.cluster_id})")
     return 0
 
 
-_COMMANDS: Final[dict[str, Callable[[LocalBroker, float], int]]] = {
-    "up": _up,
-    "down": _down,
-    "status": _status,
+_COMMANDS: Final[dict[str, tuple[Callable[[LocalBroker, float], int], float]]] = {
+    "up": (_up, 90.0),
+    "down": (_down, 30.0),
+    "status": (_status, 5.0),
 }
 
 if __name__ == "__main__":
