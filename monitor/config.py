@@ -13,7 +13,12 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from monitor.errors import ConfigError
 
@@ -126,6 +131,8 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"{source}: cannot read: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{source}: not UTF-8 text") from exc
         try:
             loaded = yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -133,8 +140,13 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{source}: the top level must be a mapping")
         data = loaded or {}
+        bad_keys = [key for key in data if not isinstance(key, str)]
+        if bad_keys:
+            raise ConfigError(f"{source}: top-level key {bad_keys[0]!r} is not a name")
     data.update(overrides)
     try:
         return Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from exc
+    except SettingsError as exc:
+        raise ConfigError(f"environment: {str(exc).splitlines()[0]}") from exc

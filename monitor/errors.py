@@ -6,7 +6,8 @@
     ├── ConfigError              a configuration file or override is invalid
     ├── InvalidEvent             an input event breaks the contract (goes to dead-letter)
     ├── CheckpointError          a state checkpoint cannot be read or written
-    └── ReplayInputError         a replay input file cannot be read at all
+    ├── ReplayInputError         a replay input file cannot be read at all
+    └── ReplayOutputError        replay's output directory cannot be written
 
 Third-party exceptions are translated into these at the boundary that meets them.
 """
@@ -40,3 +41,7 @@ class CheckpointError(FraudMonitorError):
 
 class ReplayInputError(FraudMonitorError):
     """A replay input file cannot be opened or read."""
+
+
+class ReplayOutputError(FraudMonitorError):
+    """Replay's output directory or files cannot be created or written."""

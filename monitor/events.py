@@ -160,7 +160,7 @@ def _payment(data: dict[str, Any]) -> Payment:
     channel = data.get("channel")
     if channel is None:
         raise InvalidEvent("missing field 'channel'")
-    if channel not in CHANNELS:
+    if not isinstance(channel, str) or channel not in CHANNELS:
         raise InvalidEvent("field 'channel' must be one of " + ", ".join(sorted(CHANNELS)))
     loan_id = borrower = None
     if channel == "loan_repayment":
@@ -213,7 +213,7 @@ def _label(data: dict[str, Any]) -> Label:
     if entity is None:
         raise InvalidEvent("a label needs 'entity' or 'target_event_id'")
     entity_type = data.get("entity_type")
-    if entity_type not in ENTITY_TYPES:
+    if not isinstance(entity_type, str) or entity_type not in ENTITY_TYPES:
         raise InvalidEvent("field 'entity_type' must be one of " + ", ".join(sorted(ENTITY_TYPES)))
     pattern = _required_id(data, "pattern")
     return Label(event_id=event_id, ts=ts, ts_text=ts_text, confirmed=confirmed, entity=entity,

@@ -19,7 +19,7 @@ from typing import IO, Any
 import orjson
 
 from monitor.engine import Engine
-from monitor.errors import InvalidEvent, ReplayInputError
+from monitor.errors import InvalidEvent, ReplayInputError, ReplayOutputError
 from monitor.events import INPUT_KINDS, from_dict, parse
 from monitor.records import dead_letter
 
@@ -74,7 +74,12 @@ def _event(line: bytes, max_bytes: int) -> Any:
 
 def replay(path: Path, out_dir: Path, engine: Engine, max_bytes: int = 65536) -> ReplaySummary:
     """Replay ``path`` through ``engine``, writing decisions, alerts and dead letters."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("decisions.jsonl", "alerts.jsonl", "dead-letter.jsonl"):
+            (out_dir / name).touch()
+    except OSError as exc:
+        raise ReplayOutputError(f"cannot write to {out_dir}: {exc.strerror or exc}") from exc
     counts = {"events": 0, "decisions": 0, "alerts": 0, "dead": 0}
     started = time.perf_counter()
     with (out_dir / "decisions.jsonl").open("wb") as decisions, \

@@ -10,6 +10,7 @@ a redelivered view (same event id and role) is dropped by the dedup window.
 from __future__ import annotations
 
 import hashlib
+import logging
 import pickle
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from monitor.routing import View
 
 SNAPSHOT_FORMAT = 1
+_SNAPSHOT_KEYS = frozenset({"model_version", "entities", "models", "seen", "applied_offset",
+                            "watermark", "processed", "evicted"})
+logger = logging.getLogger(__name__)
 
 
 def model_version(settings: Settings) -> str:
@@ -98,6 +102,7 @@ class Shard:
         if state is None:
             state = self.entities[view.key] = family()
         if isinstance(event, Label):
+            state.last_ts = max(state.last_ts, event.ts)
             state.labels[event.pattern or "event"] = event.confirmed
             return Verdict({}, [])
         state.observe(view, event, self.settings)
@@ -138,8 +143,16 @@ class Shard:
             state = pickle.loads(data)  # noqa: S301 - our own checkpoint files
         except Exception as exc:  # any unpickling failure means a bad file
             raise CheckpointError(f"shard {self.shard_id}: unreadable checkpoint: {exc}") from exc
-        if state.get("format") != SNAPSHOT_FORMAT or state.get("shard_id") != self.shard_id:
-            raise CheckpointError(f"shard {self.shard_id}: checkpoint of another format or shard")
+        if not isinstance(state, dict) or state.get("format") != SNAPSHOT_FORMAT:
+            raise CheckpointError(f"shard {self.shard_id}: not a checkpoint of this format")
+        if state.get("shard_id") != self.shard_id:
+            raise CheckpointError(f"shard {self.shard_id}: checkpoint of another shard")
+        missing = _SNAPSHOT_KEYS - state.keys()
+        if missing:
+            raise CheckpointError(f"shard {self.shard_id}: checkpoint lacks {sorted(missing)}")
+        if state["model_version"] != self.model_version:
+            logger.warning("shard %d: checkpoint of model %s restored under %s", self.shard_id,
+                           state["model_version"], self.model_version)
         self.entities = state["entities"]
         self.models = state["models"]
         self.seen = state["seen"]
