@@ -24,6 +24,7 @@ from monitor import envelope, events
 from monitor.checkpoint import FileCheckpointStore
 from monitor.config import Settings
 from monitor.errors import InvalidEvent
+from monitor.metrics import Metrics
 from monitor.records import dead_letter
 from monitor.routing import shard_of, views
 from streams.shards import ShardManager
@@ -63,10 +64,10 @@ def create_app(settings: Settings) -> faust.App:
     )
     topics = declare(app, settings)
     manager = ShardManager(settings, FileCheckpointStore(settings.processing.state_dir))
-    app.fraudmon_manager = manager  # type: ignore[attr-defined]
-    _register_ingest(app, settings, topics)
-    _register_score(app, settings, topics, manager)
-    register_views(app, manager)
+    metrics = Metrics()
+    _register_ingest(app, settings, topics, metrics)
+    _register_score(app, settings, topics, manager, metrics)
+    register_views(app, manager, metrics)
     return app
 
 
@@ -76,7 +77,8 @@ async def _dead_letter(topics: Topics, key: bytes | None, payload: bytes | None,
     await topics.dead_letter.send(key=key, value=orjson.dumps(record))
 
 
-def _register_ingest(app: faust.App, settings: Settings, topics: Topics) -> None:
+def _register_ingest(app: faust.App, settings: Settings, topics: Topics,
+                     metrics: Metrics) -> None:
     kinds = kind_by_topic(settings)
     partitions = settings.kafka.partitions
     max_bytes = settings.processing.max_event_bytes
@@ -84,11 +86,21 @@ def _register_ingest(app: faust.App, settings: Settings, topics: Topics) -> None
     async def ingest(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
+            kind = kinds[message.topic]
             try:
-                parsed = events.parse(kinds[message.topic], event.value, max_bytes=max_bytes)
+                parsed = events.parse(kind, event.value, max_bytes=max_bytes)
             except InvalidEvent as exc:
                 await _dead_letter(topics, event.key, event.value, message, exc.reason)
+                metrics.dead_lettered[kind].inc()
                 continue
+            except Exception as exc:  # a bug must not stop the stream
+                logger.exception("validating %s[%d]@%d failed", message.topic,
+                                 message.partition, message.offset)
+                await _dead_letter(topics, event.key, event.value, message,
+                                   f"internal error while validating: {type(exc).__name__}")
+                metrics.dead_lettered[kind].inc()
+                continue
+            metrics.valid[kind].inc()
             for view in views(parsed):
                 await topics.routed.send(key=view.key.encode(),
                                          value=envelope.encode(view, parsed),
@@ -98,7 +110,7 @@ def _register_ingest(app: faust.App, settings: Settings, topics: Topics) -> None
 
 
 def _register_score(app: faust.App, settings: Settings, topics: Topics,
-                    manager: ShardManager) -> None:
+                    manager: ShardManager, metrics: Metrics) -> None:
     routed_topic = settings.kafka.topic("routed")
     owned: set[int] = set()
 
@@ -116,15 +128,25 @@ def _register_score(app: faust.App, settings: Settings, topics: Topics,
                     await _dead_letter(topics, event.key, event.value, message, exc.reason)
                     manager.skip(shard_id, (manual, event))
                     continue
-                outcome = manager.process(shard_id, message.offset, view, parsed,
-                                          (manual, event))
+                try:
+                    outcome = manager.process(shard_id, message.offset, view, parsed,
+                                              (manual, event))
+                except Exception as exc:  # a bug must not stop the stream
+                    logger.exception("scoring %s[%d]@%d failed", message.topic,
+                                     message.partition, message.offset)
+                    await _dead_letter(topics, event.key, event.value, message,
+                                       f"internal error while scoring: {type(exc).__name__}")
+                    manager.skip(shard_id, (manual, event))
+                    continue
                 if outcome is None:
                     continue
                 if outcome.decision is not None:
                     await topics.decisions.send(key=parsed.event_id.encode(),
                                                 value=orjson.dumps(outcome.decision))
+                    metrics.decisions.inc()
                 for alert in outcome.alerts:
                     await topics.alerts.send(key=view.key.encode(), value=orjson.dumps(alert))
+                    metrics.alert(alert["pattern"], alert["severity"])
 
     async def flush() -> None:
         await app.producer.flush()
@@ -134,7 +156,8 @@ def _register_score(app: faust.App, settings: Settings, topics: Topics,
         await stream.ack(event)
 
     async def checkpoint() -> None:
-        await manager.checkpoint(flush, ack, only=set(owned))
+        if await manager.checkpoint(flush, ack, only=set(owned)):
+            metrics.checkpoint_seconds.observe(manager.last_checkpoint_seconds)
 
     async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
         owned.clear()

@@ -1,18 +1,22 @@
-"""The worker's HTTP endpoints: ``/healthz`` (alive) and ``/readyz`` (shards assigned)."""
+"""The worker's HTTP endpoints: ``/healthz``, ``/readyz`` (shards assigned), ``/metrics``."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+import aiohttp.web
 from faust import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 if TYPE_CHECKING:
     import faust
 
+    from monitor.metrics import Metrics
     from streams.shards import ShardManager
 
 
-def register_views(app: faust.App, manager: ShardManager) -> None:
+def register_views(app: faust.App, manager: ShardManager, metrics: Metrics) -> None:
+    """``/healthz``, ``/readyz`` and ``/metrics`` on the worker's web server."""
     class Healthz(web.View):
         async def get(self, request: web.Request) -> web.Response:
             return self.json({"status": "alive"})
@@ -25,5 +29,13 @@ def register_views(app: faust.App, manager: ShardManager) -> None:
                     "shards_loaded": len(manager.shards), "checkpoints": manager.checkpoints}
             return self.json(body, status=200 if ready else 503)
 
+    class MetricsView(web.View):
+        async def get(self, request: web.Request) -> web.Response:
+            # aiohttp refuses a charset inside content_type, so the header is set whole.
+            response = aiohttp.web.Response(body=generate_latest(metrics.registry),
+                                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+            return cast(web.Response, response)
+
     app.page("/healthz")(Healthz)
+    app.page("/metrics")(MetricsView)
     app.page("/readyz")(Readyz)

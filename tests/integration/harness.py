@@ -86,6 +86,18 @@ class Worker:
         except (urllib.error.URLError, OSError):
             return False
 
+    def metrics(self) -> dict[str, float]:
+        """The worker's /metrics samples, ``name{labels}`` -> value."""
+        url = f"http://127.0.0.1:{self.settings.web.port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        samples = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        return samples
+
     def wait_ready(self, timeout: float = 60) -> Worker:
         wait_for(self.ready, timeout, "worker /readyz")
         return self

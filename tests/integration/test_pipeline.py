@@ -14,7 +14,7 @@ import pytest
 from monitor.checkpoint import FileCheckpointStore
 from monitor.config import Settings
 from monitor.engine import Engine
-from monitor.events import from_dict
+from monitor.events import INPUT_KINDS, from_dict
 from monitor.replay import replay
 from monitor.routing import views
 from monitor.sample import generate
@@ -60,9 +60,14 @@ async def test_each_valid_event_one_decision_each_invalid_one_dead_letter(
                                and len(reader.records[dead]) >= invalid, 120, "outputs")
             await wait_caught_up(settings, _inputs(settings))
             await reader.drain()
+        metrics = worker.metrics()
         assert worker.stop() == 0
     finally:
         worker.stop()
+    consumed = 'fraudmon_events_consumed_total{outcome="%s",topic="%s"}'
+    assert sum(metrics.get(consumed % ("valid", kind), 0) for kind in INPUT_KINDS) == len(valid)
+    assert metrics[consumed % ("dead_letter", "payments")] == invalid
+    assert metrics["fraudmon_decisions_total"] == len(valid)
     ids = Counter(record["event_id"] for record in reader.records[decisions])
     assert ids == Counter(record["value"]["event_id"] for record in valid)
     letters = reader.records[dead]
