@@ -16,12 +16,15 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from river import drift
+
 from monitor.anomaly import AnomalyModel
 from monitor.entities import FAMILIES, EntityState
 from monitor.entities.base import DAY
 from monitor.errors import CheckpointError
 from monitor.events import Label
 from monitor.policy import AlertPolicy, Verdict
+from monitor.quality import QualityTracker
 from monitor.records import decision
 from monitor.routing import entities
 
@@ -32,7 +35,8 @@ if TYPE_CHECKING:
 
 SNAPSHOT_FORMAT = 1
 _SNAPSHOT_KEYS = frozenset({"model_version", "entities", "models", "seen", "applied_offset",
-                            "watermark", "processed", "evicted"})
+                            "watermark", "processed", "evicted", "quality", "drift",
+                            "drift_detections", "last_drift_ts"})
 logger = logging.getLogger(__name__)
 
 
@@ -68,6 +72,10 @@ class Shard:
         self.watermark = 0.0
         self.processed = 0
         self.evicted = 0
+        self.quality = QualityTracker()
+        self.drift: dict[str, drift.ADWIN] = {}
+        self.drift_detections: dict[str, int] = {}
+        self.last_drift_ts: float | None = None
 
     def process(self, view: View, event: Event, offset: int | None = None) -> Outcome | None:
         """Fold one view into the shard; ``None`` when it was already applied."""
@@ -102,16 +110,53 @@ class Shard:
         if state is None:
             state = self.entities[view.key] = family()
         if isinstance(event, Label):
-            state.last_ts = max(state.last_ts, event.ts)
-            state.labels[event.pattern or "event"] = event.confirmed
+            self._learn_label(state, event)
             return Verdict({}, [])
         state.observe(view, event, self.settings)
         features = state.features(event.ts, self.settings)
         model = self.models[family.family]
         anomaly = model.score_one(features)
         model.learn_one(features)
-        return self.policy.judge(view, event, state, state.findings(features, self.settings),
-                                 anomaly)
+        self._watch_drift(family.family, anomaly, event.ts)
+        verdict = self.policy.judge(view, event, state, state.findings(features, self.settings),
+                                    anomaly)
+        state.scores = verdict.scores
+        return verdict
+
+    def _learn_label(self, state: EntityState, label: Label) -> None:
+        """An analyst's verdict on an entity: score what we said about it, remember it."""
+        state.last_ts = max(state.last_ts, label.ts)
+        pattern = label.pattern or "event"
+        state.labels[pattern] = label.confirmed
+        self.quality.update(pattern, state.scores.get(pattern, 0.0), label.confirmed,
+                            pattern in state.alerted)
+
+    def _watch_drift(self, family: str, anomaly: float, ts: float) -> None:
+        detector = self.drift.get(family)
+        if detector is None:
+            detector = self.drift[family] = drift.ADWIN()  # type: ignore[no-untyped-call]
+        detector.update(anomaly)  # type: ignore[no-untyped-call]
+        if detector.drift_detected:
+            self.drift_detections[family] = self.drift_detections.get(family, 0) + 1
+            self.last_drift_ts = ts
+
+    def describe(self, entity_type: str, entity: str) -> dict[str, Any] | None:
+        """An entity's current features, last scores, alerts and labels (for the HTTP API)."""
+        state = self.entities.get(f"{entity_type}:{entity}")
+        if state is None:
+            return None
+        return {
+            "entity": entity, "entity_type": entity_type, "shard": self.shard_id,
+            "first_seen_ts": state.first_ts, "last_seen_ts": state.last_ts,
+            "features": state.features(state.last_ts, self.settings),
+            "scores": dict(state.scores),
+            "findings": [{"pattern": f.pattern, "strength": f.strength,
+                          "reasons": [r.as_dict() for r in f.reasons]}
+                         for f in state.findings(state.features(state.last_ts, self.settings),
+                                                 self.settings)],
+            "alerted_at": dict(state.alerted), "labels": dict(state.labels),
+            "recent_events": list(state.recent_events), "model_version": self.model_version,
+        }
 
     def evict_idle(self) -> int:
         """Drop entities idle (in event time) for longer than the configured horizon."""
@@ -134,6 +179,8 @@ class Shard:
             "model_version": self.model_version, "entities": self.entities,
             "models": self.models, "seen": self.seen, "applied_offset": self.applied_offset,
             "watermark": self.watermark, "processed": self.processed, "evicted": self.evicted,
+            "quality": self.quality, "drift": self.drift,
+            "drift_detections": self.drift_detections, "last_drift_ts": self.last_drift_ts,
         }
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -160,3 +207,7 @@ class Shard:
         self.watermark = state["watermark"]
         self.processed = state["processed"]
         self.evicted = state["evicted"]
+        self.quality = state["quality"]
+        self.drift = state["drift"]
+        self.drift_detections = state["drift_detections"]
+        self.last_drift_ts = state["last_drift_ts"]

@@ -50,7 +50,7 @@ def prune(window: deque[tuple[Any, ...]], oldest: float) -> None:
 class EntityState:
     """Event-time state of one entity. Subclasses keep bounded windows only."""
 
-    __slots__ = ("alerted", "first_ts", "labels", "last_ts", "recent_events")
+    __slots__ = ("alerted", "first_ts", "labels", "last_ts", "recent_events", "scores")
 
     family = "entity"
     feature_names: tuple[str, ...] = ()
@@ -61,6 +61,7 @@ class EntityState:
         self.last_ts = 0.0
         self.labels: dict[str, bool] = {}
         self.alerted: dict[str, float] = {}
+        self.scores: dict[str, float] = {}
         self.recent_events: deque[str] = deque(maxlen=self.max_evidence)
 
     def observe(self, view: View, event: Event, settings: DetectionSettings) -> None:
