@@ -2,37 +2,42 @@
 
 from __future__ import annotations
 
-import math
-
-from river import anomaly, compose, preprocessing
+from river import anomaly
 
 from monitor.config import AnomalySettings
+from monitor.scaling import LogScaler
 
 
 class AnomalyModel:
-    """Scores a feature dict, then learns it (progressive validation order).
+    """Half-space trees over features scaled into the unit box by fixed log caps.
 
-    Features are non-negative counts, sums and ratios: ``log1p`` tames heavy tails,
-    then a running min-max scaler maps them into the unit box HalfSpaceTrees expects.
-    Keep trees small: HalfSpaceTrees rebuilds its mass profile every ``window_size``
-    events and the cost grows with ``n_trees * 2**height``.
+    Each feature maps to ``log1p(value) / log1p(cap)`` (saturating at 1), so scaling
+    needs no learning and costs one pass over the dict. Keep trees small: the model
+    rebuilds its mass profile every ``window_size`` learned events, at a cost that grows
+    with ``n_trees * 2**height``. Learning every ``learn_every``-th event keeps the
+    profile representative for a fraction of the cost; scoring happens only where a
+    typology rule has a finding to weigh.
     """
 
-    def __init__(self, settings: AnomalySettings) -> None:
-        self.model: compose.Pipeline = preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(
+    def __init__(self, settings: AnomalySettings, caps: dict[str, float]) -> None:
+        self.model = anomaly.HalfSpaceTrees(
             n_trees=settings.n_trees, height=settings.height,
             window_size=settings.window_size, seed=settings.seed,
         )
+        self._scaled = LogScaler(caps)
+        self.learn_every = settings.learn_every
+        self.seen = 0
         self.learned = 0
-
-    @staticmethod
-    def _prepare(features: dict[str, float]) -> dict[str, float]:
-        return {name: math.log1p(value) for name, value in features.items()}
 
     def score_one(self, features: dict[str, float]) -> float:
         """Anomaly score in [0, 1]; higher is stranger."""
-        return float(self.model.score_one(self._prepare(features)))
+        return float(self.model.score_one(self._scaled(features)))  # type: ignore[no-untyped-call]
+
+    def turn(self) -> bool:
+        """Count one event of the family; True when it is in the learning sample."""
+        self.seen += 1
+        return self.seen % self.learn_every == 0
 
     def learn_one(self, features: dict[str, float]) -> None:
-        self.model.learn_one(self._prepare(features))
+        self.model.learn_one(self._scaled(features))  # type: ignore[no-untyped-call]
         self.learned += 1

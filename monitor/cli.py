@@ -11,8 +11,10 @@ import logging
 import sys
 from pathlib import Path
 
+from monitor import evaluate, importers
 from monitor.config import DEFAULT_CONFIG, Settings, load_settings
 from monitor.errors import FraudMonitorError
+from monitor.simulator import command as simulate_command
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +87,50 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(settings, Path(args.dir), port=args.port, once=args.once)
 
 
+def _cmd_webhook_receiver(args: argparse.Namespace) -> int:
+    from monitor.config import secret_from_env
+    from monitor.errors import ConfigError
+    from monitor.webhooks.receiver import Receiver, serve
+    from monitor.webhooks.signing import parse_secrets
+
+    _configure_logging("INFO")
+    secret = secret_from_env(args.secret_env)
+    if secret is None:
+        raise ConfigError(f"set {args.secret_env} to the receiver's whsec_ secret(s)")
+    try:
+        keys = parse_secrets(secret.get_secret_value())
+    except ValueError as exc:
+        raise ConfigError(f"{args.secret_env}: {exc}") from None
+    token = secret_from_env(args.alertmanager_token_env) if args.alertmanager_token_env else None
+    if args.alertmanager_token_env and token is None:
+        raise ConfigError(f"{args.alertmanager_token_env} is not set")
+    receiver = Receiver(keys, store=args.store, tolerance=args.tolerance,
+                        alertmanager_token=token, echo=lambda line: print(line, flush=True))
+    serve(receiver, args.host, args.port)
+    return 0
+
+
+def _cmd_webhook_secret(args: argparse.Namespace) -> int:
+    from monitor.webhooks.signing import generate_secret
+
+    print(generate_secret())
+    return 0
+
+
+def _cmd_openapi(args: argparse.Namespace) -> int:
+    import json
+
+    from monitor.openapi import document
+
+    settings = _settings(args)
+    text = json.dumps(document(settings.api.page_size, settings.api.max_page_size), indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fraudmon", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -125,12 +171,45 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.add_argument("--port", type=int, default=9092)
     kafka.set_defaults(func=_cmd_kafka)
 
+    receiver = sub.add_parser("webhook-receiver",
+                              help="receive, verify and print the monitor's webhooks")
+    receiver.add_argument("--port", type=int, required=True)
+    receiver.add_argument("--host", default="127.0.0.1")
+    receiver.add_argument("--secret-env", default="FRAUDMON_WEBHOOK_SECRET",
+                          help="environment variable holding the whsec_ secret(s)")
+    receiver.add_argument("--store", type=Path, default=None,
+                          help="append what arrives to this JSONL file")
+    receiver.add_argument("--tolerance", type=float, default=300.0,
+                          help="accepted webhook-timestamp skew in seconds")
+    receiver.add_argument("--alertmanager-token-env", default=None,
+                          help="environment variable holding the bearer token Alertmanager "
+                               "must send to /alertmanager (default: no token checked)")
+    receiver.set_defaults(func=_cmd_webhook_receiver)
+
+    secret = sub.add_parser("webhook-secret", help="print a new whsec_ webhook secret")
+    secret.set_defaults(func=_cmd_webhook_secret)
+
+    openapi = with_config(sub.add_parser("openapi", help="print the HTTP API's OpenAPI document"))
+    openapi.add_argument("--out", default=None, help="write it to this file instead")
+    openapi.set_defaults(func=_cmd_openapi)
+
     demo = with_config(sub.add_parser("demo", help="broker, worker and sample, end to end"))
     demo.add_argument("--dir", default=".demo", help="work directory of the demo")
     demo.add_argument("--port", type=int, default=9092, help="local broker port")
     demo.add_argument("--once", action="store_true",
                       help="exit when every sample event has its decision")
     demo.set_defaults(func=_cmd_demo)
+    simulation = sub.add_parser("simulate", help="write labelled synthetic traffic and its truth")
+    simulate_command.add_arguments(simulation)
+    simulation.set_defaults(func=simulate_command.main_simulate)
+
+    evaluation = sub.add_parser("evaluate", help="score alerts against a ground-truth file")
+    evaluate.add_arguments(evaluation)
+    evaluation.set_defaults(func=evaluate.main_evaluate)
+
+    import_csv = sub.add_parser("import-csv", help="convert a third-party CSV export to events")
+    importers.add_arguments(import_csv)
+    import_csv.set_defaults(func=importers.main_import_csv)
     return parser
 
 

@@ -8,11 +8,13 @@ Secrets are read from the environment only and never from files in the repositor
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,6 +23,7 @@ from pydantic_settings import (
 )
 
 from monitor.errors import ConfigError
+from monitor.patterns import PATTERNS
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
@@ -39,6 +42,7 @@ class TopicNames(_Section):
     alerts: str = "alerts"
     dead_letter: str = "dead-letter"
     routed: str = "fraudmon-routed"
+    webhook_dead_letter: str = "webhook-dead-letter"
 
 
 class KafkaSettings(_Section):
@@ -71,6 +75,7 @@ class AnomalySettings(_Section):
     height: int = Field(default=6, ge=2, le=20)
     window_size: int = Field(default=250, ge=10)
     seed: int = 42
+    learn_every: int = Field(default=4, ge=1, le=1000)
 
 
 class DetectionSettings(_Section):
@@ -78,14 +83,98 @@ class DetectionSettings(_Section):
     alert_threshold: float = Field(default=0.7, ge=0, le=1)
     cooldown_hours: float = Field(default=24.0, ge=0)
     reporting_line: float = Field(default=50_000.0, gt=0)
-    structuring_band: float = Field(default=0.1, gt=0, lt=1)
+    structuring_band: float = Field(default=0.15, gt=0, lt=1)
     rollover_window_hours: float = Field(default=72.0, gt=0)
+    rollover_max_term_days: int = Field(default=62, ge=1)
     mule_window_hours: float = Field(default=24.0, gt=0)
+    label_horizon_days: float = Field(default=60.0, gt=0)
+    label_memory: int = Field(default=50_000, ge=0, le=10_000_000)
+    min_labels: int = Field(default=5, ge=1)
 
 
 class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=6066, ge=0, le=65535)
+
+
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+"""The name of an environment variable (never its value: secrets stay in the environment)."""
+
+
+def secret_from_env(name: str) -> SecretStr | None:
+    """The secret held by environment variable ``name``; ``None`` when unset or empty."""
+    value = os.environ.get(name, "").strip()
+    return SecretStr(value) if value else None
+
+
+class ReceiverSettings(_Section):
+    """One webhook receiver: where alerts go, how they are signed, which ones it wants."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
+    url: str
+    secret_env: EnvName
+    patterns: tuple[str, ...] = ()
+    min_severity: Literal["low", "medium", "high"] = "low"
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.username or parts.password:
+            raise ValueError("must not carry credentials (the signature authenticates)")
+        return value
+
+    @field_validator("patterns")
+    @classmethod
+    def _known_patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(PATTERNS))
+        if unknown:
+            raise ValueError(f"unknown pattern {unknown[0]!r}; known: {', '.join(PATTERNS)}")
+        return value
+
+
+class WebhookSettings(_Section):
+    """Signed webhook delivery of alerts, from the alerts topic in a consumer group of its own."""
+
+    enabled: bool = True
+    group_suffix: str = Field(default="-webhooks", min_length=1)
+    start_from: Literal["earliest", "latest"] = "earliest"
+    connect_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
+    read_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    max_attempts: int = Field(default=16, ge=1, le=100)
+    backoff_initial_seconds: float = Field(default=5.0, gt=0)
+    backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    max_retry_after_seconds: float = Field(default=3600.0, gt=0)
+    max_in_flight: int = Field(default=1000, ge=1, le=1_000_000)
+    concurrency: int = Field(default=4, ge=1, le=256)
+    commit_interval_seconds: float = Field(default=1.0, gt=0, le=300)
+    allow_private_targets: bool = False
+    allow_loopback_targets: bool = False
+    receivers: tuple[ReceiverSettings, ...] = ()
+
+    @field_validator("receivers")
+    @classmethod
+    def _unique_names(cls, value: tuple[ReceiverSettings, ...]) -> tuple[ReceiverSettings, ...]:
+        names = [receiver.name for receiver in value]
+        duplicated = sorted({name for name in names if names.count(name) > 1})
+        if duplicated:
+            raise ValueError(f"receiver name {duplicated[0]!r} is used twice")
+        return value
+
+
+class ApiSettings(_Section):
+    """The risk team's HTTP API on the worker (everything but health and metrics)."""
+
+    token_env: EnvName = "FRAUDMON_API_TOKEN"  # noqa: S105 - a variable's name, not a token
+    recent_alerts: int = Field(default=10_000, ge=1, le=10_000_000)
+    page_size: int = Field(default=50, ge=1, le=10_000)
+    max_page_size: int = Field(default=500, ge=1, le=10_000)
+
+
+class MetricsSettings(_Section):
+    consumer_lag_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
 
 
 class Settings(BaseSettings):
@@ -99,6 +188,9 @@ class Settings(BaseSettings):
     processing: ProcessingSettings = ProcessingSettings()
     detection: DetectionSettings = DetectionSettings()
     web: WebSettings = WebSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    api: ApiSettings = ApiSettings()
+    metrics: MetricsSettings = MetricsSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @classmethod

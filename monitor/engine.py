@@ -2,14 +2,15 @@
 
 Replay uses it directly; the Kafka worker does the same work split in two steps
 (``streams``: validate and route to the routed topic, then fold each partition
-into its shard).
+into its shard, routing onward views back to the routed topic).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING
 
-from monitor.routing import shard_of, views
+from monitor.routing import View, placements, shard_of
 from monitor.shard import Outcome, Shard
 
 if TYPE_CHECKING:
@@ -25,10 +26,18 @@ class Engine:
         self.shards = [Shard(i, settings) for i in range(self.partitions)]
 
     def process(self, event: Event) -> list[Outcome]:
-        """Every outcome of ``event``, its primary view's (with the decision) first."""
+        """Every outcome of ``event``, its primary view's (with the decision) first.
+
+        Views a shard routes onward are folded right after the view that produced them,
+        which is where they land in the routed log when events arrive one at a time.
+        """
         outcomes = []
-        for view in views(event):
-            outcome = self.shards[shard_of(view, self.partitions)].process(view, event)
+        pending: deque[tuple[View, int]] = deque(placements(event, self.partitions))
+        while pending:
+            view, shard = pending.popleft()
+            outcome = self.shards[shard].process(view, event)
             if outcome is not None:
                 outcomes.append(outcome)
+                pending.extendleft((onward, shard_of(onward, self.partitions))
+                                   for onward in reversed(outcome.forwards))
         return outcomes

@@ -16,6 +16,11 @@ if TYPE_CHECKING:
 
 RULE_WEIGHT = 0.85
 """Share of a pattern's score that comes from its typology rule; the rest is the anomaly."""
+LABELLED_RULE_WEIGHT = 0.6
+LABEL_WEIGHT = 0.25
+"""Once a pattern's label model is ready: rule, label model and anomaly shares."""
+NEUTRAL_ANOMALY = 0.5
+"""The anomaly term for families without an anomaly model (it neither helps nor hurts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +34,11 @@ def severity(score: float) -> str:
 
 
 class AlertPolicy:
-    """Combines rule strength and anomaly, applies the threshold and a per-entity cool-down."""
+    """Combines rule strength and anomaly, applies the threshold and a per-entity cool-down.
+
+    A finding may name other entities as its targets (a device names its fake accounts);
+    each target gets its own alert, cool-down and id.
+    """
 
     def __init__(self, settings: DetectionSettings, model_version: str) -> None:
         self.threshold = settings.alert_threshold
@@ -37,33 +46,60 @@ class AlertPolicy:
         self.model_version = model_version
 
     def judge(self, view: View, event: Event, state: EntityState, findings: list[Finding],
-              anomaly: float) -> Verdict:
-        scores = {"anomaly": anomaly}
-        alerts = []
+              anomaly: float | None, patterns: tuple[str, ...] = (),
+              supervised: dict[str, float] | None = None) -> Verdict:
+        """Scores for every pattern of the family (0 without a finding), and alerts.
+
+        ``supervised`` holds, per pattern, the label model's probability once it has
+        learned enough analyst labels; it then takes a share of the score.
+        """
+        scores = dict.fromkeys(patterns, 0.0)
+        if anomaly is not None:
+            scores["anomaly"] = anomaly
+        alerts: list[dict[str, Any]] = []
+        weight = NEUTRAL_ANOMALY if anomaly is None else anomaly
         for finding in findings:
-            score = RULE_WEIGHT * finding.strength + (1 - RULE_WEIGHT) * anomaly
+            learned = supervised.get(finding.pattern) if supervised else None
+            if learned is None:
+                score = RULE_WEIGHT * finding.strength + (1 - RULE_WEIGHT) * weight
+            else:
+                score = (LABELLED_RULE_WEIGHT * finding.strength + LABEL_WEIGHT * learned
+                         + (1 - LABELLED_RULE_WEIGHT - LABEL_WEIGHT) * weight)
             scores[finding.pattern] = score
             if score < self.threshold:
                 continue
-            last = state.alerted.get(finding.pattern)
-            if last is not None and event.ts - last < self.cooldown:
-                continue
-            state.alerted[finding.pattern] = event.ts
-            reasons = [reason.as_dict() for reason in finding.reasons]
-            reasons.append({"signal": "anomaly_score", "value": round(anomaly, 4),
-                            "typical": f"< {self.threshold}"})
-            alerts.append({
-                "alert_id": alert_id(finding.pattern, view.entity_type, view.entity,
-                                     event.event_id),
-                "pattern": finding.pattern,
-                "entity": view.entity,
-                "entity_type": view.entity_type,
-                "ts": event.ts_text,
-                "score": round(score, 6),
-                "severity": severity(score),
-                "reasons": reasons,
-                "evidence": list(state.recent_events),
-                "model_version": self.model_version,
-                "created_at": now_text(),
-            })
+            targets = finding.targets or ((view.entity_type, view.entity),)
+            for entity_type, entity in targets:
+                cooldown_key = (finding.pattern if not finding.targets
+                                else f"{finding.pattern}:{entity}")
+                last = state.alerted.get(cooldown_key)
+                if last is not None and abs(event.ts - last) < self.cooldown:
+                    continue
+                state.alerted[cooldown_key] = event.ts
+                alerts.append(self._alert(finding, entity_type, entity, event, state, score,
+                                          anomaly, learned))
         return Verdict(scores, alerts)
+
+    def _alert(self, finding: Finding, entity_type: str, entity: str, event: Event,
+               state: EntityState, score: float, anomaly: float | None,
+               learned: float | None) -> dict[str, Any]:
+        reasons = [reason.as_dict() for reason in finding.reasons]
+        if anomaly is not None:
+            reasons.append({"signal": "anomaly_score", "value": round(anomaly, 4),
+                            "typical": "< 0.5"})
+        if learned is not None:
+            reasons.append({"signal": "label_model_probability", "value": round(learned, 4),
+                            "typical": "< 0.5"})
+        return {
+            "alert_id": alert_id(finding.pattern, entity_type, entity, event.event_id),
+            "pattern": finding.pattern,
+            "entity": entity,
+            "entity_type": entity_type,
+            "ts": event.ts_text,
+            "score": round(score, 6),
+            "severity": severity(score),
+            "reasons": reasons,
+            "evidence": list(state.recent_events),
+            "model_version": self.model_version,
+            "created_at": now_text(),
+        }

@@ -1,15 +1,17 @@
 """Routing: which entity views an event updates, and on which shard each lives.
 
-An event touches several entities (a payment: its payer and payee accounts and, for a
-loan repayment, the borrower). Each entity's state lives on the shard its key hashes to,
-so an event is routed once per entity it updates, as a *view*. Exactly one view per
-event is *primary*: it emits the event's decision; the others only update state and may
-raise alerts for their entity.
+An event touches several entities (a payment: its payer and payee accounts, its device
+and, for a loan repayment, the borrower). Each entity's state lives on the shard its key
+hashes to, so an event is routed once per entity it updates, as a *view*. Exactly one
+view per event is *primary*: it emits the event's decision; the others only update state
+and may raise alerts for their entity. A shard may route further views of the same event
+onward (a rollover found on the borrower's shard updates both lenders).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from monitor.events import Event, Label, LoanDisbursal, Payment
 from monitor.partitioning import partition_for
@@ -38,12 +40,16 @@ def views(event: Event) -> list[View]:
             out.append(View("payee", "account", event.payee, False))
         if event.borrower is not None:
             out.append(View("repayment", "borrower", event.borrower, False))
+        if event.device_id is not None:
+            out.append(View("device", "device", event.device_id, False))
         return out
     if isinstance(event, LoanDisbursal):
         out = [View("borrower", "borrower", event.borrower, True),
                View("lender", "lender", event.lender, False)]
         if event.referrer is not None and event.referrer != event.lender:
             out.append(View("referrer", "lender", event.referrer, False))
+        if event.device_id is not None:
+            out.append(View("device", "device", event.device_id, False))
         return out
     return [_label_view(event)]
 
@@ -56,14 +62,30 @@ def _label_view(label: Label) -> View:
 
 def entities(event: Event) -> list[dict[str, str]]:
     """The entities an event touches, for its decision record."""
-    seen = [{"type": v.entity_type, "id": v.entity} for v in views(event)
+    return [{"type": v.entity_type, "id": v.entity} for v in views(event)
             if v.entity_type != "event"]
-    device = getattr(event, "device_id", None)
-    if device is not None:
-        seen.append({"type": "device", "id": device})
-    return seen
+
+
+@lru_cache(maxsize=1 << 18)
+def _shard_of_key(key: str, partitions: int) -> int:
+    return partition_for(key, partitions)
 
 
 def shard_of(view: View, partitions: int) -> int:
     """The shard (routed-topic partition) that owns ``view``'s entity."""
-    return partition_for(view.key, partitions)
+    return _shard_of_key(view.key, partitions)
+
+
+def placements(event: Event, partitions: int) -> list[tuple[View, int]]:
+    """Each view of ``event`` with the shard it goes to, primary first.
+
+    A transaction label (``target_event_id``) cannot know which shard decided on its
+    transaction, so besides its primary view it goes, as a ``label_copy``, to every other
+    shard; the one that remembers the transaction learns from it.
+    """
+    placed = [(view, shard_of(view, partitions)) for view in views(event)]
+    if isinstance(event, Label) and event.target_event_id is not None:
+        home = placed[0][1]
+        copy = View("label_copy", "event", event.target_event_id, False)
+        placed.extend((copy, shard) for shard in range(partitions) if shard != home)
+    return placed

@@ -26,16 +26,17 @@ from monitor.events import Label
 from monitor.policy import AlertPolicy, Verdict
 from monitor.quality import QualityTracker
 from monitor.records import decision
-from monitor.routing import entities
+from monitor.routing import View, entities
+from monitor.supervised import DecisionMemory, LabelModels, Remembered
 
 if TYPE_CHECKING:
     from monitor.config import Settings
     from monitor.events import Event
-    from monitor.routing import View
 
 SNAPSHOT_FORMAT = 1
 _SNAPSHOT_KEYS = frozenset({"model_version", "entities", "models", "seen", "applied_offset",
                             "watermark", "processed", "evicted", "quality", "drift",
+                            "memory", "label_models",
                             "drift_detections", "last_drift_ts"})
 logger = logging.getLogger(__name__)
 
@@ -46,12 +47,17 @@ def model_version(settings: Settings) -> str:
     return f"fm1-{hashlib.sha256(config).hexdigest()[:10]}"
 
 
+_NOTHING = Verdict({}, [])
+
+
 @dataclass(slots=True)
 class Outcome:
-    """What one view produced: the event's decision (primary view only) and alerts."""
+    """What one view produced: the event's decision (primary view only), alerts, and
+    views of the same event to route onward to other shards."""
 
     decision: dict[str, Any] | None
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    forwards: list[View] = field(default_factory=list)
 
 
 class Shard:
@@ -66,13 +72,18 @@ class Shard:
         self.model_version = model_version(settings)
         self.policy = AlertPolicy(self.settings, self.model_version)
         self.entities: dict[str, EntityState] = {}
-        self.models = {family: AnomalyModel(self.settings.anomaly) for family in FAMILIES}
+        self.models = {name: AnomalyModel(self.settings.anomaly, family.feature_caps)
+                       for name, family in FAMILIES.items() if family.feature_caps}
         self.seen: OrderedDict[str, None] = OrderedDict()
         self.applied_offset = -1
         self.watermark = 0.0
         self.processed = 0
         self.evicted = 0
         self.quality = QualityTracker()
+        self.memory = DecisionMemory(self.settings.label_horizon_days * DAY,
+                                     self.settings.label_memory)
+        self.label_models = {name: LabelModels(family.feature_caps, self.settings.min_labels)
+                             for name, family in FAMILIES.items() if family.feature_caps}
         self.drift: dict[str, drift.ADWIN] = {}
         self.drift_detections: dict[str, int] = {}
         self.last_drift_ts: float | None = None
@@ -94,48 +105,114 @@ class Shard:
         self.watermark = max(self.watermark, event.ts)
         if self.processed % self.eviction_every == 0:
             self.evict_idle()
-        verdict = self._score(view, event)
+        forwards: list[View] = []
+        verdict = self._score(view, event, forwards)
         record = None
         if view.primary:
             record = decision(event, entities(event), verdict.scores,
                               [alert["alert_id"] for alert in verdict.alerts],
                               self.model_version)
-        return Outcome(record, verdict.alerts)
+        return Outcome(record, verdict.alerts, forwards)
 
-    def _score(self, view: View, event: Event) -> Verdict:
+    def _score(self, view: View, event: Event, forwards: list[View]) -> Verdict:
+        if isinstance(event, Label):
+            self._learn_label(view, event)
+            return _NOTHING
         family = FAMILIES.get(view.entity_type)
         if family is None:
-            return Verdict({}, [])
+            return _NOTHING
         state = self.entities.get(view.key)
         if state is None:
             state = self.entities[view.key] = family()
-        if isinstance(event, Label):
-            self._learn_label(state, event)
-            return Verdict({}, [])
-        state.observe(view, event, self.settings)
-        features = state.features(event.ts, self.settings)
-        model = self.models[family.family]
-        anomaly = model.score_one(features)
-        model.learn_one(features)
-        self._watch_drift(family.family, anomaly, event.ts)
-        verdict = self.policy.judge(view, event, state, state.findings(features, self.settings),
-                                    anomaly)
+        forwards.extend(state.observe(view, event, self.settings))
+        settings = self.settings
+        candidate = state.candidate(event.ts, settings)
+        model = self.models.get(family.family)
+        learning = model is not None and model.turn()
+        if not (candidate or learning):
+            if state.scores:
+                state.scores = {}
+            return Verdict(dict.fromkeys(family.patterns, 0.0), [])
+        features = state.features(event.ts, settings)
+        findings = state.findings(features, settings) if candidate else []
+        anomaly = None
+        if model is not None:
+            if findings:
+                anomaly = model.score_one(features)
+            if learning:
+                model.learn_one(features)
+                self._watch_drift(family.family,
+                                  max((f.strength for f in findings), default=0.0), event.ts)
+        if not findings:
+            if state.scores:
+                state.scores = {}
+            return Verdict(dict.fromkeys(family.patterns, 0.0), [])
+        labels = self.label_models.get(family.family)
+        supervised = None
+        if labels is not None:
+            supervised = {f.pattern: p for f in findings
+                          if (p := labels.predict(f.pattern, features)) is not None}
+        verdict = self.policy.judge(view, event, state, findings, anomaly, family.patterns,
+                                    supervised)
         state.scores = verdict.scores
+        remembered = Remembered(event.ts, family.family, features, verdict.scores)
+        self.memory.put(view.key, remembered)
+        if view.primary:
+            self.memory.put(f"event:{event.event_id}", remembered)
         return verdict
 
-    def _learn_label(self, state: EntityState, label: Label) -> None:
-        """An analyst's verdict on an entity: score what we said about it, remember it."""
-        state.last_ts = max(state.last_ts, label.ts)
-        pattern = label.pattern or "event"
-        state.labels[pattern] = label.confirmed
-        self.quality.update(pattern, state.scores.get(pattern, 0.0), label.confirmed,
-                            pattern in state.alerted)
+    def _learn_label(self, view: View, label: Label) -> None:
+        """An analyst's verdict: score what we decided then, and learn from it.
 
-    def _watch_drift(self, family: str, anomaly: float, ts: float) -> None:
+        The features are those at decision time when the decision is still remembered;
+        for an entity without a remembered finding, its current state.
+        """
+        if label.target_event_id is not None:
+            self._learn_transaction_label(label)
+            return
+        pattern = label.pattern or ""
+        family = FAMILIES.get(view.entity_type)
+        if family is None:
+            return
+        state = self.entities.get(view.key)
+        if state is not None:
+            state.last_ts = max(state.last_ts, label.ts)
+            state.labels[pattern] = label.confirmed
+        remembered = self.memory.get(view.key, label.ts)
+        if remembered is not None:
+            features, score = remembered.features, remembered.scores.get(pattern, 0.0)
+        elif state is not None and state.first_ts is not None:
+            features, score = state.features(state.last_ts, self.settings), 0.0
+        else:
+            self.quality.update(pattern, 0.0, label.confirmed, alerted=False)
+            return
+        alerted = state is not None and pattern in state.alerted
+        self.quality.update(pattern, score, label.confirmed, alerted)
+        models = self.label_models.get(family.family)
+        if models is not None and pattern in family.patterns:
+            models.learn(pattern, features, label.confirmed)
+
+    def _learn_transaction_label(self, label: Label) -> None:
+        """A chargeback or disposition of one transaction this shard decided on."""
+        remembered = self.memory.get(f"event:{label.target_event_id}", label.ts)
+        if remembered is None:
+            return
+        scores = {k: v for k, v in remembered.scores.items() if k != "anomaly"}
+        best = max(scores.values(), default=0.0)
+        self.quality.update("transaction", best, label.confirmed,
+                            best >= self.settings.alert_threshold)
+        models = self.label_models.get(remembered.family)
+        flagged = [pattern for pattern, score in scores.items() if score > 0]
+        if models is not None and len(flagged) == 1:
+            models.learn(flagged[0], remembered.features, label.confirmed)
+
+    def _watch_drift(self, family: str, strength: float, ts: float) -> None:
+        """ADWIN over each family's strongest rule finding on the learning sample (0 when
+        none): a shift in how strongly typologies fire is a shift in the traffic."""
         detector = self.drift.get(family)
         if detector is None:
             detector = self.drift[family] = drift.ADWIN()  # type: ignore[no-untyped-call]
-        detector.update(anomaly)  # type: ignore[no-untyped-call]
+        detector.update(strength)  # type: ignore[no-untyped-call]
         if detector.drift_detected:
             self.drift_detections[family] = self.drift_detections.get(family, 0) + 1
             self.last_drift_ts = ts
@@ -164,13 +241,15 @@ class Shard:
         idle = [key for key, state in self.entities.items() if state.last_ts < oldest]
         for key in idle:
             del self.entities[key]
+        self.memory.expire(self.watermark)
         self.evicted += len(idle)
         return len(idle)
 
     @property
     def learned(self) -> int:
-        """Events the shard's models have learned from, over its lifetime."""
-        return sum(model.learned for model in self.models.values())
+        """Events the shard's models have folded in over their lifetime (each one is learned
+        from or passed over by the sample, exactly once)."""
+        return sum(model.seen for model in self.models.values())
 
     def snapshot(self) -> bytes:
         """The whole shard as bytes, for a checkpoint."""
@@ -179,7 +258,8 @@ class Shard:
             "model_version": self.model_version, "entities": self.entities,
             "models": self.models, "seen": self.seen, "applied_offset": self.applied_offset,
             "watermark": self.watermark, "processed": self.processed, "evicted": self.evicted,
-            "quality": self.quality, "drift": self.drift,
+            "quality": self.quality, "drift": self.drift, "memory": self.memory,
+            "label_models": self.label_models,
             "drift_detections": self.drift_detections, "last_drift_ts": self.last_drift_ts,
         }
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
@@ -208,6 +288,8 @@ class Shard:
         self.processed = state["processed"]
         self.evicted = state["evicted"]
         self.quality = state["quality"]
+        self.memory = state["memory"]
+        self.label_models = state["label_models"]
         self.drift = state["drift"]
         self.drift_detections = state["drift_detections"]
         self.last_drift_ts = state["last_drift_ts"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from monitor.config import DetectionSettings
@@ -18,6 +18,11 @@ HOUR = 3_600.0
 def clip01(value: float) -> float:
     """``value`` limited to [0, 1]."""
     return 0.0 if value < 0 else 1.0 if value > 1 else value
+
+
+def ramp(value: float, low: float, high: float) -> float:
+    """0 at or below ``low``, 1 at or above ``high``, linear between."""
+    return clip01((value - low) / (high - low))
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +39,16 @@ class Reason:
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """A typology rule's view of one pattern: strength in [0, 1] and its reasons."""
+    """A typology rule's view of one pattern: strength in [0, 1] and its reasons.
+
+    ``targets`` names the entities the finding is about when they are not the state's
+    own entity (a device finds the fake accounts made on it).
+    """
 
     pattern: str
     strength: float
     reasons: tuple[Reason, ...]
+    targets: tuple[tuple[str, str], ...] = ()
 
 
 def prune(window: deque[tuple[Any, ...]], oldest: float) -> None:
@@ -48,13 +58,18 @@ def prune(window: deque[tuple[Any, ...]], oldest: float) -> None:
 
 
 class EntityState:
-    """Event-time state of one entity. Subclasses keep bounded windows only."""
+    """Event-time state of one entity. Subclasses keep bounded windows only.
+
+    ``feature_caps`` gives, per feature, the value that maps to 1.0 when features are
+    scaled into the unit box for the anomaly model (log scale; larger values saturate).
+    """
 
     __slots__ = ("alerted", "first_ts", "labels", "last_ts", "recent_events", "scores")
 
-    family = "entity"
-    feature_names: tuple[str, ...] = ()
-    max_evidence = 8
+    family: ClassVar[str] = "entity"
+    patterns: ClassVar[tuple[str, ...]] = ()
+    feature_caps: ClassVar[dict[str, float]] = {}
+    max_evidence: ClassVar[int] = 8
 
     def __init__(self) -> None:
         self.first_ts: float | None = None
@@ -64,16 +79,24 @@ class EntityState:
         self.scores: dict[str, float] = {}
         self.recent_events: deque[str] = deque(maxlen=self.max_evidence)
 
-    def observe(self, view: View, event: Event, settings: DetectionSettings) -> None:
-        """Fold one event into the state."""
+    def observe(self, view: View, event: Event, settings: DetectionSettings) -> list[View]:
+        """Fold one event into the state; returns views to route onward (usually none)."""
         if self.first_ts is None:
             self.first_ts = event.ts
         self.last_ts = max(self.last_ts, event.ts)
         self.recent_events.append(event.event_id)
-        self.update(view, event, settings)
+        return self.update(view, event, settings)
 
-    def update(self, view: View, event: Event, settings: DetectionSettings) -> None:
+    def update(self, view: View, event: Event, settings: DetectionSettings) -> list[View]:
         raise NotImplementedError
+
+    def candidate(self, now: float, settings: DetectionSettings) -> bool:
+        """Cheap pre-check: could any rule of this family find something now?
+
+        When it says no, the shard skips computing features (except for the anomaly
+        model's learning sample), which is most of the per-event cost.
+        """
+        return True
 
     def features(self, now: float, settings: DetectionSettings) -> dict[str, float]:
         raise NotImplementedError

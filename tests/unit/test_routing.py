@@ -140,6 +140,8 @@ def any_event(draw: st.DrawFn) -> Event:
                     principal=100.0, term_days=30, account=draw(names))
         if draw(st.booleans()):
             data["referrer"] = draw(names)
+        if draw(st.booleans()):
+            data["device_id"] = draw(names)
     elif draw(st.booleans()):
         data.update(entity=draw(names), entity_type=draw(st.sampled_from(sorted(ENTITY_TYPES))),
                     pattern="p", confirmed=draw(st.booleans()))
@@ -171,11 +173,15 @@ def test_views_follow_the_routing_rules(event: Event) -> None:
         if event.channel == "loan_repayment":
             assert event.borrower is not None
             expected.add(("repayment", "borrower", event.borrower))
+        if event.device_id is not None:
+            expected.add(("device", "device", event.device_id))
         primary = ("payer", "account", event.payer)
     elif isinstance(event, LoanDisbursal):
         expected = {("borrower", "borrower", event.borrower), ("lender", "lender", event.lender)}
         if event.referrer is not None and event.referrer != event.lender:
             expected.add(("referrer", "lender", event.referrer))
+        if event.device_id is not None:
+            expected.add(("device", "device", event.device_id))
         primary = ("borrower", "borrower", event.borrower)
     else:
         assert isinstance(event, Label)

@@ -1,0 +1,95 @@
+"""Device state: the accounts seen on one device, for ``fake_account`` farms.
+
+Accounts made in bulk share one or a few devices, make few small payments each, and feed
+a common hub. Look-alike: a household sharing a device (a few accounts, varied payees).
+A device finding names the accounts it is about; the alerts are theirs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from monitor.entities.base import EntityState, Finding, Reason, ramp
+from monitor.events import LoanDisbursal, Payment
+
+if TYPE_CHECKING:
+    from monitor.config import DetectionSettings
+    from monitor.events import Event
+    from monitor.routing import View
+
+_MAX_ACCOUNTS = 256
+_MAX_PAYEES = 256
+
+
+class DeviceState(EntityState):
+    """Accounts on a device (payments, amount) and the payees they feed."""
+
+    __slots__ = ("accounts", "hub", "hub_payers", "payees", "total_amount", "total_payments")
+
+    family = "device"
+    patterns = ("fake_account",)
+    feature_caps: ClassVar[dict[str, float]] = {}
+
+    def __init__(self) -> None:
+        super().__init__()
+        # account -> [payments, amount]
+        self.accounts: dict[str, list[float]] = {}
+        # payee -> accounts of this device that paid it
+        self.payees: dict[str, set[str]] = {}
+        self.hub = ""
+        self.hub_payers = 0
+        self.total_payments = 0.0
+        self.total_amount = 0.0
+
+    def update(self, view: View, event: Event, settings: DetectionSettings) -> list[View]:
+        if isinstance(event, Payment):
+            account, payee, amount = event.payer, event.payee, event.amount
+        elif isinstance(event, LoanDisbursal):
+            account, payee, amount = event.account, "", 0.0
+        else:
+            return []
+        stats = self.accounts.get(account)
+        if stats is None:
+            if len(self.accounts) >= _MAX_ACCOUNTS:
+                return []
+            stats = self.accounts[account] = [0.0, 0.0]
+        if payee:
+            stats[0] += 1
+            stats[1] += amount
+            self.total_payments += 1
+            self.total_amount += amount
+            payers = self.payees.get(payee)
+            if payers is None and len(self.payees) < _MAX_PAYEES:
+                payers = self.payees[payee] = set()
+            if payers is not None:
+                payers.add(account)
+                if len(payers) > self.hub_payers:
+                    self.hub, self.hub_payers = payee, len(payers)
+        return []
+
+    def candidate(self, now: float, settings: DetectionSettings) -> bool:
+        return len(self.accounts) >= 5
+
+    def features(self, now: float, settings: DetectionSettings) -> dict[str, float]:
+        n = len(self.accounts)
+        payments = self.total_payments
+        return {
+            "accounts": float(n),
+            "hub_share": self.hub_payers / n if n else 0.0,
+            "payments_per_account": payments / n if n else 0.0,
+            "mean_payment": self.total_amount / payments if payments else 0.0,
+        }
+
+    def findings(self, features: dict[str, float], settings: DetectionSettings) -> list[Finding]:
+        accounts = features["accounts"]
+        if accounts < 5 or features["hub_share"] < 0.5:
+            return []
+        strength = (ramp(accounts, 4, 8) * ramp(features["hub_share"], 0.4, 0.8)
+                    * (1 - ramp(features["payments_per_account"], 6, 20))
+                    * (1 - ramp(features["mean_payment"], 3000, 20000)))
+        hub_payers = self.payees.get(self.hub, set())
+        return [Finding("fake_account", strength, (
+            Reason("accounts_on_device", accounts, "typical <= 3"),
+            Reason("share_feeding_one_hub", features["hub_share"], "typical < 0.3"),
+            Reason("payments_per_account", features["payments_per_account"], "typical > 20"),
+        ), targets=tuple(("account", account) for account in sorted(hub_payers)))]

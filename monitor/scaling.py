@@ -1,0 +1,22 @@
+"""Fixed-range feature scaling into the unit box, shared by every model of a family."""
+
+from __future__ import annotations
+
+import math
+
+
+class LogScaler:
+    """Maps each known feature to ``log1p(value) / log1p(cap)``, saturating at 1.
+
+    Needs no learning, so it is deterministic, cheap, and the same before and after a
+    restart. Features without a cap are dropped.
+    """
+
+    def __init__(self, caps: dict[str, float]) -> None:
+        self.scales = {name: 1.0 / math.log1p(cap) for name, cap in caps.items()}
+
+    def __call__(self, features: dict[str, float]) -> dict[str, float]:
+        scales = self.scales
+        log1p = math.log1p
+        return {name: min(1.0, log1p(value) * scales[name]) if value > 0 else 0.0
+                for name, value in features.items() if name in scales}
