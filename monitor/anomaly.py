@@ -26,12 +26,19 @@ class AnomalyModel:
         )
         self._scaled = LogScaler(caps)
         self.learn_every = settings.learn_every
+        self.window_size = settings.window_size
         self.seen = 0
         self.learned = 0
 
     def score_one(self, features: dict[str, float]) -> float:
         """Anomaly score in [0, 1]; higher is stranger."""
         return float(self.model.score_one(self._scaled(features)))  # type: ignore[no-untyped-call]
+
+    @property
+    def ready(self) -> bool:
+        """Whether the trees hold a mass profile yet: HalfSpaceTrees scores 0 for everything
+        until its first window of ``window_size`` learned events is complete."""
+        return self.learned >= self.window_size
 
     def turn(self) -> bool:
         """Count one event of the family; True when it is in the learning sample."""

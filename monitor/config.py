@@ -80,7 +80,7 @@ class AnomalySettings(_Section):
 
 class DetectionSettings(_Section):
     anomaly: AnomalySettings = AnomalySettings()
-    alert_threshold: float = Field(default=0.7, ge=0, le=1)
+    alert_threshold: float = Field(default=0.6, ge=0, le=1)
     cooldown_hours: float = Field(default=24.0, ge=0)
     reporting_line: float = Field(default=50_000.0, gt=0)
     structuring_band: float = Field(default=0.15, gt=0, lt=1)

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 SNAPSHOT_FORMAT = 1
 _SNAPSHOT_KEYS = frozenset({"model_version", "entities", "models", "seen", "applied_offset",
+                            "started",
                             "watermark", "processed", "evicted", "quality", "drift",
                             "memory", "label_models",
                             "drift_detections", "last_drift_ts"})
@@ -77,6 +78,7 @@ class Shard:
         self.seen: OrderedDict[str, None] = OrderedDict()
         self.applied_offset = -1
         self.watermark = 0.0
+        self.started = 0.0
         self.processed = 0
         self.evicted = 0
         self.quality = QualityTracker()
@@ -103,6 +105,8 @@ class Shard:
                 self.seen.popitem(last=False)
         self.processed += 1
         self.watermark = max(self.watermark, event.ts)
+        if not self.started:
+            self.started = event.ts
         if self.processed % self.eviction_every == 0:
             self.evict_idle()
         forwards: list[View] = []
@@ -134,10 +138,12 @@ class Shard:
                 state.scores = {}
             return Verdict(dict.fromkeys(family.patterns, 0.0), [])
         features = state.features(event.ts, settings)
+        if candidate:
+            features["observed_days"] = (event.ts - self.started) / DAY
         findings = state.findings(features, settings) if candidate else []
         anomaly = None
         if model is not None:
-            if findings:
+            if findings and model.ready:
                 anomaly = model.score_one(features)
             if learning:
                 model.learn_one(features)
@@ -257,7 +263,8 @@ class Shard:
             "format": SNAPSHOT_FORMAT, "shard_id": self.shard_id,
             "model_version": self.model_version, "entities": self.entities,
             "models": self.models, "seen": self.seen, "applied_offset": self.applied_offset,
-            "watermark": self.watermark, "processed": self.processed, "evicted": self.evicted,
+            "watermark": self.watermark, "started": self.started, "processed": self.processed,
+            "evicted": self.evicted,
             "quality": self.quality, "drift": self.drift, "memory": self.memory,
             "label_models": self.label_models,
             "drift_detections": self.drift_detections, "last_drift_ts": self.last_drift_ts,
@@ -285,6 +292,7 @@ class Shard:
         self.seen = state["seen"]
         self.applied_offset = state["applied_offset"]
         self.watermark = state["watermark"]
+        self.started = state["started"]
         self.processed = state["processed"]
         self.evicted = state["evicted"]
         self.quality = state["quality"]

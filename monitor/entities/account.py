@@ -23,17 +23,21 @@ if TYPE_CHECKING:
     from monitor.routing import View
 
 _STRUCTURING_DAYS = 7.0
+_MAX_UNRELAYED = 32
+_ONWARD_CHANNELS = frozenset({"transfer", "cash_out"})
+"""Channels that move money onward; card, QR and wallet payments at shops are spending."""
 
 
 class AccountState(EntityState):
     """Inflows and outflows over the pass-through window, and near-line outflows.
 
-    Inflow entries are flagged when they are person-to-person transfers; outflow entries
-    when they are cash-outs. New-counterparty amounts are summed separately.
+    Inflow entries are flagged when they are person-to-person transfers. Outflows count
+    only money moved onward (transfers and cash-outs, flagged); new-counterparty amounts
+    are summed separately.
     """
 
     __slots__ = ("inflows", "n_in", "n_out", "near_line", "new_in", "new_out", "outflows",
-                 "sketch")
+                 "relays", "sketch", "unrelayed")
 
     family = "account"
     patterns = ("mule_account", "structuring")
@@ -41,6 +45,7 @@ class AccountState(EntityState):
         "in_count": 200, "in_amount": 1e6, "distinct_payers": 100, "transfer_in_share": 1,
         "new_payer_share": 1, "out_count": 200, "out_amount": 1e6, "distinct_payees": 50,
         "new_payee_share": 1, "passthrough": 2, "cash_out_share": 1, "near_line_7d": 10,
+        "relays_24h": 50,
         "age_days": 365,
     }
 
@@ -51,6 +56,8 @@ class AccountState(EntityState):
         self.new_in: FlowWindow | None = None      # inflows from first-time payers
         self.new_out: FlowWindow | None = None     # outflows to first-time payees
         self.near_line: TimeWindow | None = None
+        self.unrelayed: list[tuple[float, float]] | None = None  # transfers in, not yet sent on
+        self.relays: TimeWindow | None = None      # outflows that relay one recent inflow
         self.sketch = 0
         self.n_in = 0
         self.n_out = 0
@@ -67,26 +74,48 @@ class AccountState(EntityState):
             self.n_in += 1
             if self.inflows is None:
                 self.inflows = FlowWindow()
-            self.inflows.add(ts, amount, event.payer, event.channel == "transfer")
+            transfer = event.channel == "transfer"
+            self.inflows.add(ts, amount, event.payer, transfer)
+            if transfer:
+                if self.unrelayed is None:
+                    self.unrelayed = []
+                self.unrelayed.append((ts, amount))
+                del self.unrelayed[:-_MAX_UNRELAYED]
             if self._first_time(event.payer):
                 if self.new_in is None:
                     self.new_in = FlowWindow()
                 self.new_in.add(ts, amount, event.payer)
         elif view.role == "payer":
             self.n_out += 1
-            if self.outflows is None:
-                self.outflows = FlowWindow()
-            self.outflows.add(ts, amount, event.payee, event.channel == "cash_out")
-            if self._first_time(event.payee):
-                if self.new_out is None:
-                    self.new_out = FlowWindow()
-                self.new_out.add(ts, amount, event.payee)
+            if event.channel in _ONWARD_CHANNELS:
+                if self.outflows is None:
+                    self.outflows = FlowWindow()
+                self.outflows.add(ts, amount, event.payee, event.channel == "cash_out")
+                self._match_relay(ts, amount, settings)
+                if self._first_time(event.payee):
+                    if self.new_out is None:
+                        self.new_out = FlowWindow()
+                    self.new_out.add(ts, amount, event.payee)
             line = settings.reporting_line
             if line * (1 - settings.structuring_band) <= amount < line:
                 if self.near_line is None:
                     self.near_line = TimeWindow()
                 self.near_line.add(ts)
         return []
+
+    def _match_relay(self, ts: float, amount: float, settings: DetectionSettings) -> None:
+        """An outflow of 80-100 % of an inflow received shortly before relays that inflow."""
+        pending = self.unrelayed
+        if not pending:
+            return
+        oldest = ts - settings.mule_window_hours * HOUR
+        for i, (in_ts, in_amount) in enumerate(pending):
+            if oldest <= in_ts <= ts and 0.8 * in_amount <= amount <= in_amount * 1.001:
+                del pending[i]
+                if self.relays is None:
+                    self.relays = TimeWindow()
+                self.relays.add(ts)
+                return
 
     def _evict(self, now: float, settings: DetectionSettings) -> None:
         oldest = now - settings.mule_window_hours * HOUR
@@ -96,6 +125,12 @@ class AccountState(EntityState):
                 window.evict(oldest)
                 if not window:
                     setattr(self, name, None)
+        if self.relays is not None:
+            self.relays.evict(oldest)
+            if not self.relays:
+                self.relays = None
+        if self.unrelayed:
+            self.unrelayed = [entry for entry in self.unrelayed if entry[0] >= oldest] or None
         if self.near_line is not None:
             self.near_line.evict(now - _STRUCTURING_DAYS * DAY)
             if not self.near_line:
@@ -103,8 +138,10 @@ class AccountState(EntityState):
 
     def candidate(self, now: float, settings: DetectionSettings) -> bool:
         self._evict(now, settings)
-        return ((self.inflows is not None and self.outflows is not None
-                 and self.inflows.distinct >= 2)
+        inflows, outflows = self.inflows, self.outflows
+        return ((inflows is not None and outflows is not None
+                 and outflows.total >= 0.5 * inflows.total
+                 and inflows.flagged >= 0.5 * inflows.total)
                 or (self.near_line is not None and self.near_line.count >= 2))
 
     def features(self, now: float, settings: DetectionSettings) -> dict[str, float]:
@@ -127,23 +164,33 @@ class AccountState(EntityState):
             "passthrough": min(out_amount / in_amount, 2.0) if in_amount > 0 else 0.0,
             "cash_out_share": outflows.flagged / out_amount if outflows and out_amount else 0.0,
             "near_line_7d": float(self.near_line.count if self.near_line else 0),
+            "relays_24h": float(self.relays.count if self.relays else 0),
             "age_days": self.age_days(now),
         }
 
     def findings(self, features: dict[str, float], settings: DetectionSettings) -> list[Finding]:
         found = []
         payers, passthrough = features["distinct_payers"], features["passthrough"]
-        p2p = features["transfer_in_share"]
-        if payers >= 2 and passthrough >= 0.5 and p2p >= 0.5:
-            novelty = max(features["new_payer_share"], features["new_payee_share"])
-            onward = max(ramp(features["distinct_payees"], 1, 3), features["cash_out_share"])
-            strength = (ramp(passthrough, 0.5, 0.8) * ramp(p2p, 0.5, 0.9)
-                        * (0.4 * ramp(payers, 1, 4) + 0.3 * novelty + 0.3 * onward))
-            found.append(Finding("mule_account", strength, (
-                Reason("distinct_payers_24h", payers, "typical <= 1"),
+        p2p, payees = features["transfer_in_share"], features["distinct_payees"]
+        if payers >= 1 and passthrough >= 0.5 and p2p >= 0.5 and payees >= 1:
+            onward = max(ramp(payees, 1, 3), features["cash_out_share"])
+            # Pass-through of person-to-person money, damped for very wide fan-out (payroll).
+            # Out well above in is spending own money, not passing it through.
+            core = (ramp(passthrough, 0.5, 0.8) * (1 - ramp(passthrough, 1.2, 1.6))
+                    * ramp(p2p, 0.5, 0.9) * (1 - ramp(payees, 10, 25)))
+            # Counterparty novelty means little until the monitor has watched for a while.
+            trust = ramp(features.get("observed_days", 30.0), 3, 10)
+            evidence = (0.3 * ramp(features["relays_24h"], 0, 2) + 0.2 * ramp(payers, 1, 3)
+                        + 0.2 * onward
+                        + trust * 0.15 * (features["new_payer_share"]
+                                          + features["new_payee_share"]))
+            found.append(Finding("mule_account", core * evidence, (
                 Reason("passthrough_ratio_24h", passthrough, "typical < 0.5"),
-                Reason("transfer_in_share_24h", p2p, "typical < 0.5 for wide fan-in"),
-                Reason("new_counterparty_share_24h", novelty, "typical < 0.3"),
+                Reason("relayed_inflows_24h", features["relays_24h"], "typical 0"),
+                Reason("transfer_in_share_24h", p2p, "typical < 0.5"),
+                Reason("distinct_payers_24h", payers, "typical <= 1"),
+                Reason("new_payer_share_24h", features["new_payer_share"], "typical < 0.3"),
+                Reason("new_payee_share_24h", features["new_payee_share"], "typical < 0.3"),
                 Reason("onward_spread_or_cash_24h", onward, "typical < 0.3"),
             )))
         near = features["near_line_7d"]

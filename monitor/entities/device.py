@@ -92,4 +92,5 @@ class DeviceState(EntityState):
             Reason("accounts_on_device", accounts, "typical <= 3"),
             Reason("share_feeding_one_hub", features["hub_share"], "typical < 0.3"),
             Reason("payments_per_account", features["payments_per_account"], "typical > 20"),
-        ), targets=tuple(("account", account) for account in sorted(hub_payers)))]
+        ), targets=(*(("account", account) for account in sorted(hub_payers)),
+                    ("account", self.hub)))]

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from monitor.cli import main
-from monitor.config import DEFAULT_CONFIG, Settings, load_settings
+from monitor.config import DEFAULT_CONFIG, DetectionSettings, Settings, load_settings
 from monitor.errors import ConfigError
 
 
@@ -126,7 +126,7 @@ def test_env_overrides_nested_anomaly_setting(monkeypatch: pytest.MonkeyPatch) -
     settings = load_settings(DEFAULT_CONFIG)
     assert settings.detection.anomaly.n_trees == 3
     assert settings.detection.anomaly.height == 6
-    assert settings.detection.alert_threshold == 0.7
+    assert settings.detection.alert_threshold == DetectionSettings().alert_threshold
 
 
 def test_env_beats_the_file_and_keeps_its_other_keys(
