@@ -7,7 +7,12 @@
     ├── InvalidEvent             an input event breaks the contract (goes to dead-letter)
     ├── CheckpointError          a state checkpoint cannot be read or written
     ├── ReplayInputError         a replay input file cannot be read at all
-    └── ReplayOutputError        replay's output directory cannot be written
+    ├── ReplayOutputError        replay's output directory cannot be written
+    ├── SinkError                a sink could not take a record; ``retry_after`` may say when
+    │   ├── DeliveryFailed       a webhook attempt failed (network, timeout, 5xx, 429, 4xx)
+    │   ├── ReceiverGone         the receiver answered 410 Gone: stop sending to it
+    │   └── TargetRefused        the target address is private or loopback and not allowed
+    └── SignatureError           a webhook's signature or timestamp does not verify
 
 Third-party exceptions are translated into these at the boundary that meets them.
 """
@@ -45,3 +50,41 @@ class ReplayInputError(FraudMonitorError):
 
 class ReplayOutputError(FraudMonitorError):
     """Replay's output directory or files cannot be created or written."""
+
+
+class SinkError(FraudMonitorError):
+    """A sink could not take a record.
+
+    ``result`` is a short, bounded word for metrics (``server_error``, ``timeout``, ...);
+    ``retry_after`` is the delay in seconds the peer asked for, when it asked.
+    """
+
+    def __init__(self, message: str, *, result: str, retryable: bool = False,
+                 retry_after: float | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.status = status
+
+
+class DeliveryFailed(SinkError):
+    """One webhook attempt failed; ``retryable`` says whether another may succeed."""
+
+
+class ReceiverGone(SinkError):
+    """The receiver answered 410 Gone: it asks never to be sent anything again."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, result="gone", status=410)
+
+
+class TargetRefused(SinkError):
+    """The webhook target resolves to an address the configuration does not allow."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, result="refused")
+
+
+class SignatureError(FraudMonitorError):
+    """A received webhook's signature, id or timestamp does not verify."""

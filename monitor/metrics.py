@@ -1,44 +1,208 @@
 """Every Prometheus metric the monitor exports, on a registry of its own.
 
-Conventions: namespace ``fraudmon``, base units, counters named without ``_total``
-(the client adds it), bounded label sets only: never an account, borrower or device id.
+Conventions: namespace ``fraudmon``, base units (seconds), counters named without
+``_total`` (the client adds it), bounded label sets only: topic kinds, patterns,
+severities, entity families, configured receiver names, shard and partition numbers;
+never an account, borrower, lender or device id.
+
+Figures that belong to shard state (entities held, model quality from labels) are read
+at scrape time by :class:`ShardStateCollector`, so they move with the shards on a
+rebalance instead of being double counted.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from monitor.events import INPUT_KINDS
+from monitor.patterns import PATTERNS, SEVERITIES
+from monitor.quality import PatternQuality
 
-PATTERNS = ("rollover_loan", "predatory_lender", "mule_account", "structuring", "fake_account")
-SEVERITIES = ("low", "medium", "high")
+if TYPE_CHECKING:
+    from monitor.shard import Shard
+
+NAMESPACE = "fraudmon"
+LATENCY_BUDGET_SECONDS = 0.05
+LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.075, 0.1, 0.15, 0.25, 0.5,
+                   1.0, 2.5, 5.0, 10.0)
+"""Arrival-to-decision buckets, dense around the 50 ms budget."""
+LAG_BUCKETS = (1.0, 5.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 6 * 3600.0, 86400.0, 7 * 86400.0,
+               30 * 86400.0)
+SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+SCORE_NAMES = (*PATTERNS, "anomaly")
+ATTEMPT_RESULTS = ("ok", "network_error", "timeout", "rate_limited", "server_error",
+                   "client_error", "redirect", "gone", "refused")
+"""Outcomes of one webhook HTTP attempt."""
+DELIVERY_RESULTS = ("delivered", "dead_lettered")
+"""Final outcomes of one alert's delivery to one receiver."""
+DEAD_LETTER_REASONS = ("exhausted", "rejected", "receiver_disabled", "refused")
+CONSUMERS = ("worker", "webhooks")
+QUALITY_FIGURES = (("roc_auc", "ROC AUC of pattern scores against later labels."),
+                   ("precision", "Share of alerted entities that labels confirmed."),
+                   ("recall", "Share of confirmed entities that were alerted."))
+
+
+class ShardStateCollector(Collector):
+    """Scrape-time figures of the shards this worker owns right now."""
+
+    def __init__(self, shards: Callable[[], Iterable[Shard]]) -> None:
+        self.shards = shards
+
+    def collect(self) -> Iterator[Metric]:
+        shards = list(self.shards())
+        entities = GaugeMetricFamily(f"{NAMESPACE}_entities",
+                                     "Entities held in state, by shard.", labels=["shard"])
+        for shard in shards:
+            entities.add_metric([str(shard.shard_id)], len(shard.entities))
+        yield entities
+        yield GaugeMetricFamily(f"{NAMESPACE}_shards_owned",
+                                "State shards (routed partitions) this worker owns.",
+                                value=len(shards))
+        merged: dict[str, PatternQuality] = {}
+        for shard in shards:  # as monitor.quality.summarize, keeping the confusion counts
+            for pattern, quality in shard.quality.patterns.items():
+                merged.setdefault(pattern, PatternQuality()).merge(quality)
+        outcomes = GaugeMetricFamily(
+            f"{NAMESPACE}_model_label_outcomes",
+            "Labels by pattern and outcome at the alert decision (owned shards); "
+            "sum across workers for deployment-wide precision and recall.",
+            labels=["pattern", "outcome"])
+        figures = {name: GaugeMetricFamily(f"{NAMESPACE}_model_{name}",
+                                           f"{text} Online, from owned shards.",
+                                           labels=["pattern"])
+                   for name, text in QUALITY_FIGURES}
+        for pattern in PATTERNS:  # label patterns are free text: export known ones only
+            found = merged.get(pattern)
+            if found is None:
+                continue
+            for outcome, count in (("true_positive", found.true_pos),
+                                   ("false_positive", found.false_pos),
+                                   ("false_negative", found.false_neg),
+                                   ("true_negative", found.true_neg)):
+                outcomes.add_metric([pattern, outcome], count)
+            for name, value in found.summary().items():
+                if name in figures and value is not None:
+                    figures[name].add_metric([pattern], value)
+        yield outcomes
+        yield from figures.values()
 
 
 class Metrics:
     """The monitor's metrics; label children are bound once, up front, for the hot path."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None,
+                 receivers: Iterable[str] = (), families: Iterable[str] = ()) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        r, ns = self.registry, NAMESPACE
         self.events_consumed = Counter(
             "events_consumed", "Input events consumed, by input topic kind and outcome.",
-            ["topic", "outcome"], namespace="fraudmon", registry=self.registry)
+            ["topic", "outcome"], namespace=ns, registry=r)
         self.decisions = Counter(
             "decisions", "Decisions emitted (one per valid input event).",
-            namespace="fraudmon", registry=self.registry)
+            namespace=ns, registry=r)
         self.alerts = Counter(
             "alerts", "Alerts emitted, by pattern and severity.", ["pattern", "severity"],
-            namespace="fraudmon", registry=self.registry)
+            namespace=ns, registry=r)
         self.checkpoint_seconds = Histogram(
             "checkpoint_duration_seconds", "Time to flush outputs and save dirty shards.",
-            namespace="fraudmon", registry=self.registry,
+            namespace=ns, registry=r,
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
+        self.decision_latency = Histogram(
+            "decision_latency_seconds",
+            "Time from an input message's arrival in Kafka to its decision.",
+            namespace=ns, registry=r, buckets=LATENCY_BUCKETS)
+        self.event_time_lag = Histogram(
+            "event_time_lag_seconds",
+            "Wall clock minus event time when the decision is made, by input topic kind.",
+            ["topic"], namespace=ns, registry=r, buckets=LAG_BUCKETS)
+        self.scores = Histogram(
+            "decision_score", "Scores in decisions, by pattern (and the anomaly score).",
+            ["pattern"], namespace=ns, registry=r, buckets=SCORE_BUCKETS)
+        self.drift_detections = Counter(
+            "drift_detections", "Drift in anomaly scores detected (ADWIN), by entity family.",
+            ["family"], namespace=ns, registry=r)
+        self.model = Info("model", "The scoring logic and configuration in use.",
+                          namespace=ns, registry=r)
+        self.consumer_lag = Gauge(
+            "consumer_lag", "Messages not yet committed, by consumer, topic and partition.",
+            ["consumer", "topic", "partition"], namespace=ns, registry=r)
+        self._webhook_metrics(receivers)
+
         self.valid = {kind: self.events_consumed.labels(kind, "valid") for kind in INPUT_KINDS}
         self.dead_lettered = {kind: self.events_consumed.labels(kind, "dead_letter")
                               for kind in INPUT_KINDS}
         self.alert_children = {(p, s): self.alerts.labels(p, s)
                                for p in PATTERNS for s in SEVERITIES}
+        self.lag_children = {kind: self.event_time_lag.labels(kind) for kind in INPUT_KINDS}
+        self.score_children = {name: self.scores.labels(name) for name in SCORE_NAMES}
+        self.drift_children = {family: self.drift_detections.labels(family)
+                               for family in families}
+
+    def _webhook_metrics(self, receivers: Iterable[str]) -> None:
+        r, ns = self.registry, NAMESPACE
+        self.webhook_attempts = Counter(
+            "webhook_attempts", "Webhook HTTP attempts, by receiver and result.",
+            ["receiver", "result"], namespace=ns, registry=r)
+        self.webhook_deliveries = Counter(
+            "webhook_deliveries", "Alerts settled per receiver: delivered or dead-lettered.",
+            ["receiver", "result"], namespace=ns, registry=r)
+        self.webhook_dead_letters = Counter(
+            "webhook_dead_letters", "Alerts sent to the webhook dead-letter topic, by reason.",
+            ["receiver", "reason"], namespace=ns, registry=r)
+        self.webhook_retries_pending = Gauge(
+            "webhook_retries_pending", "Deliveries waiting for their next attempt.",
+            ["receiver"], namespace=ns, registry=r)
+        self.webhook_in_flight = Gauge(
+            "webhook_alerts_in_flight", "Alerts read from Kafka and not yet settled.",
+            namespace=ns, registry=r)
+        self.webhook_attempt_seconds = Histogram(
+            "webhook_attempt_duration_seconds", "Duration of one webhook HTTP attempt.",
+            ["receiver"], namespace=ns, registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0))
+        self.webhook_receiver_enabled = Gauge(
+            "webhook_receiver_enabled", "1 while a receiver is sent to, 0 after it answered 410.",
+            ["receiver"], namespace=ns, registry=r)
+        for name in receivers:
+            for result in ATTEMPT_RESULTS:
+                self.webhook_attempts.labels(name, result)
+            for result in DELIVERY_RESULTS:
+                self.webhook_deliveries.labels(name, result)
+            for reason in DEAD_LETTER_REASONS:
+                self.webhook_dead_letters.labels(name, reason)
+            self.webhook_retries_pending.labels(name)
+            self.webhook_attempt_seconds.labels(name)
+            self.webhook_receiver_enabled.labels(name).set(1)
 
     def alert(self, pattern: str, severity: str) -> None:
         child = self.alert_children.get((pattern, severity))
         if child is not None:
             child.inc()
+
+    def decided(self, kind: str, scores: dict[str, float], arrived: float | None,
+                event_ts: float, now: float) -> None:
+        """One decision: its latency since arrival, event-time lag and scores."""
+        self.decisions.inc()
+        if arrived is not None:
+            self.decision_latency.observe(max(0.0, now - arrived))
+        lag = self.lag_children.get(kind)
+        if lag is not None:
+            lag.observe(max(0.0, now - event_ts))
+        for name, score in scores.items():
+            child = self.score_children.get(name)
+            if child is not None:
+                child.observe(score)
+
+    def drifted(self, family: str, detections: int) -> None:
+        child = self.drift_children.get(family)
+        if child is None:
+            child = self.drift_children[family] = self.drift_detections.labels(family)
+        child.inc(detections)
+
+    def watch_shards(self, shards: Callable[[], Iterable[Shard]]) -> None:
+        """Export the owned shards' state figures at every scrape."""
+        self.registry.register(ShardStateCollector(shards))

@@ -15,21 +15,30 @@ can pass an event still in flight):
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, cast
 
 import faust
 import orjson
+import prometheus_client
+from aiokafka import TopicPartition
 
 from monitor import envelope, events
+from monitor.alertstore import AlertStore
 from monitor.checkpoint import FileCheckpointStore
 from monitor.config import Settings
+from monitor.entities import FAMILIES
 from monitor.errors import InvalidEvent
 from monitor.metrics import Metrics
 from monitor.records import dead_letter
-from monitor.routing import shard_of, views
+from monitor.routing import placements, shard_of
+from monitor.shard import model_version
+from streams.api import register_api
+from streams.lag import LagProbe
 from streams.shards import ShardManager
 from streams.topics import Topics, declare, kind_by_topic
 from streams.web import register_views
+from streams.webhooks import WebhookDispatcher
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +72,53 @@ def create_app(settings: Settings) -> faust.App:
         web_in_thread=False,
     )
     topics = declare(app, settings)
+    # No *_created series: noise for dashboards. (The client leaves this function untyped.)
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     manager = ShardManager(settings, FileCheckpointStore(settings.processing.state_dir))
-    metrics = Metrics()
+    metrics = Metrics(receivers=[r.name for r in settings.webhooks.receivers],
+                      families=FAMILIES)
+    metrics.model.info({"model_version": model_version(settings)})
+    metrics.watch_shards(lambda: list(manager.shards.values()))
+    store = AlertStore(settings.api.recent_alerts)
     _register_ingest(app, settings, topics, metrics)
-    _register_score(app, settings, topics, manager, metrics)
+    _register_score(app, settings, topics, manager, metrics, store)
+    _register_services(app, settings, metrics)
     register_views(app, manager, metrics)
+    register_api(app, settings, manager, store)
     return app
+
+
+def _register_services(app: faust.App, settings: Settings, metrics: Metrics) -> None:
+    """Webhook delivery and the consumer-lag probe: started with the app, stopped before it."""
+    dispatcher = None
+    if settings.webhooks.enabled and settings.webhooks.receivers:
+        dispatcher = WebhookDispatcher(settings, metrics)
+    probe = LagProbe(settings, metrics)
+    started = False
+
+    async def start_services() -> None:
+        nonlocal started
+        await probe.start()
+        if dispatcher is not None:
+            await dispatcher.start()
+        started = True
+
+    async def measure_lag() -> None:
+        if not started or app.consumer is None:
+            return
+        assigned = {TopicPartition(tp.topic, tp.partition) for tp in app.consumer.assignment()}
+        await probe.export("worker", settings.kafka.app_id, assigned)
+        if dispatcher is not None:
+            await probe.export("webhooks", dispatcher.group, dispatcher.assignment())
+
+    async def stop_services(sender: Any, **_: Any) -> None:
+        if dispatcher is not None:
+            await dispatcher.stop()
+        await probe.stop()
+
+    app.task(start_services)
+    app.timer(settings.metrics.consumer_lag_interval_seconds, name="consumer_lag")(measure_lag)
+    app.on_before_shutdown.connect(cast(Any, stop_services))
 
 
 async def _dead_letter(topics: Topics, key: bytes | None, payload: bytes | None,
@@ -101,17 +151,18 @@ def _register_ingest(app: faust.App, settings: Settings, topics: Topics,
                 metrics.dead_lettered[kind].inc()
                 continue
             metrics.valid[kind].inc()
-            for view in views(parsed):
+            for view, shard in placements(parsed, partitions):
                 await topics.routed.send(key=view.key.encode(),
-                                         value=envelope.encode(view, parsed),
-                                         partition=shard_of(view, partitions))
+                                         value=envelope.encode(view, parsed, message.timestamp),
+                                         partition=shard)
 
     app.agent(topics.inputs, name="ingest", concurrency=1)(ingest)
 
 
 def _register_score(app: faust.App, settings: Settings, topics: Topics,
-                    manager: ShardManager, metrics: Metrics) -> None:
+                    manager: ShardManager, metrics: Metrics, store: AlertStore) -> None:
     routed_topic = settings.kafka.topic("routed")
+    partitions = settings.kafka.partitions
     owned: set[int] = set()
 
     async def score(stream: Any) -> None:
@@ -123,12 +174,14 @@ def _register_score(app: faust.App, settings: Settings, topics: Topics,
                 continue  # revoked while buffered: its new owner will fold it
             async with manager.lock:
                 try:
-                    view, parsed = envelope.decode(event.value)
+                    view, parsed, arrived = envelope.decode_with_arrival(event.value)
                 except InvalidEvent as exc:
                     await _dead_letter(topics, event.key, event.value, message, exc.reason)
                     manager.skip(shard_id, (manual, event))
                     continue
                 try:
+                    shard = manager.shard(shard_id)
+                    drift_before = dict(shard.drift_detections)
                     outcome = manager.process(shard_id, message.offset, view, parsed,
                                               (manual, event))
                 except Exception as exc:  # a bug must not stop the stream
@@ -140,13 +193,25 @@ def _register_score(app: faust.App, settings: Settings, topics: Topics,
                     continue
                 if outcome is None:
                     continue
+                if shard.drift_detections != drift_before:
+                    for family, count in shard.drift_detections.items():
+                        if count > drift_before.get(family, 0):
+                            metrics.drifted(family, count - drift_before.get(family, 0))
+                # Onward views first: in the routed log they then precede anything caused
+                # by later events, as in replay (monitor.engine).
+                for onward in outcome.forwards:
+                    await topics.routed.send(key=onward.key.encode(),
+                                             value=envelope.encode(onward, parsed, arrived),
+                                             partition=shard_of(onward, partitions))
                 if outcome.decision is not None:
                     await topics.decisions.send(key=parsed.event_id.encode(),
                                                 value=orjson.dumps(outcome.decision))
-                    metrics.decisions.inc()
+                    metrics.decided(parsed.kind, outcome.decision["scores"], arrived, parsed.ts,
+                                    time.time())
                 for alert in outcome.alerts:
                     await topics.alerts.send(key=view.key.encode(), value=orjson.dumps(alert))
                     metrics.alert(alert["pattern"], alert["severity"])
+                    store.put(alert, parsed.ts)
 
     async def flush() -> None:
         await app.producer.flush()

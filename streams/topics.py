@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LOGICAL_TOPICS = ("payments", "loan_disbursals", "labels", "decisions", "alerts",
-                  "dead_letter", "routed")
+                  "dead_letter", "routed", "webhook_dead_letter")
 
 
 def physical_names(settings: Settings) -> dict[str, str]:

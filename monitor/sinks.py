@@ -1,0 +1,23 @@
+"""The interface every alert sink shares: ``add()`` per record, ``flush()`` at a checkpoint.
+
+A sink that cannot take a record raises :class:`~monitor.errors.SinkError`; its
+``retryable`` and ``retry_after`` tell the caller whether and when to try again. Clients
+a sink needs (an HTTP client, a file) are opened at start-up and closed at shutdown by
+whoever owns the sink, never per record.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class Sink(Protocol):
+    """Takes alert records one at a time."""
+
+    name: str
+
+    async def add(self, record: dict[str, Any]) -> None:
+        """Take one record, or raise ``SinkError``."""
+
+    async def flush(self) -> None:
+        """Make everything taken so far durable (a no-op for unbuffered sinks)."""

@@ -1,0 +1,39 @@
+"""The routed envelope carries the input message's arrival time, when it has one."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from monitor import envelope
+from monitor.errors import InvalidEvent
+from monitor.events import from_dict
+from monitor.routing import views
+
+PAYMENT = {"event_id": "p-1", "ts": "2026-01-05T09:30:00+08:00", "payer": "a", "payee": "b",
+           "amount": 10.0, "channel": "card", "extra": "kept"}
+
+
+def test_arrival_time_round_trips() -> None:
+    event = from_dict("payments", PAYMENT)
+    view = views(event)[0]
+    decoded_view, decoded, arrived = envelope.decode_with_arrival(
+        envelope.encode(view, event, 1767576600.25))
+    assert (decoded_view, decoded, arrived) == (view, event, 1767576600.25)
+    assert decoded.raw == PAYMENT
+    assert envelope.decode(envelope.encode(view, event)) == (view, event)
+
+
+def test_envelopes_without_or_with_a_bad_arrival_decode_without_one() -> None:
+    event = from_dict("payments", PAYMENT)
+    payload = orjson.loads(envelope.encode(views(event)[0], event))
+    assert "arrived" not in payload
+    for bad in (None, True, "soon", [1]):
+        raw = orjson.dumps({**payload, "arrived": bad})
+        assert envelope.decode_with_arrival(raw)[2] is None
+
+
+@pytest.mark.parametrize("payload", [b"[]", b"{}", b"not json", b'"text"'])
+def test_what_is_not_an_envelope_is_invalid(payload: bytes) -> None:
+    with pytest.raises(InvalidEvent, match="not a routed envelope"):
+        envelope.decode_with_arrival(payload)
