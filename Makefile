@@ -10,7 +10,7 @@ KAFKA_PORT ?= 9092
 TEST_KAFKA_DIR ?= .kafka-test
 PYTEST_ARGS ?=
 
-.PHONY: venv jars kafka-up kafka-down demo test unit lint clean
+.PHONY: venv jars apt-deps kafka-up kafka-down demo test unit lint clean
 
 venv: $(STAMP)
 
@@ -22,6 +22,24 @@ $(STAMP): pyproject.toml
 
 jars: venv
 	$(BIN)/python -c "from streams.broker import ensure_jars; print(ensure_jars())"
+
+# Prometheus (with promtool) and Alertmanager (with amtool) from Debian's packages, for
+# the rule unit tests and the integration tests with real peers. Installed only when a
+# binary is missing; needs root or sudo.
+apt-deps:
+	@missing=""; \
+	for pair in prometheus:prometheus promtool:prometheus \
+	            prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager; do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
+	done; \
+	missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
+	if [ -n "$${missing% }" ]; then \
+	  sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing Debian packages: $$missing"; \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends \
+	    $$missing >/dev/null || exit 1; \
+	fi
 
 kafka-up: jars
 	$(BIN)/fraudmon kafka up --dir $(KAFKA_DIR) --port $(KAFKA_PORT)
@@ -41,7 +59,7 @@ unit: venv
 
 # Starts a broker of its own on a free port, runs lint, unit and integration tests
 # against it, and stops the broker whatever the outcome.
-test: jars lint
+test: jars apt-deps lint
 	@port=$$($(BIN)/python -c "from streams.broker import free_port; print(free_port())"); \
 	rm -rf $(TEST_KAFKA_DIR); \
 	$(BIN)/fraudmon kafka up --dir $(TEST_KAFKA_DIR) --port $$port || exit 1; \

@@ -1,0 +1,106 @@
+"""The deployment files: Prometheus rules pass their unit tests, configs pass their own
+checkers, the dashboard and the manifests hold together, the OpenAPI file is current."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from monitor.openapi import document
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    assert path is not None, f"{name} is missing: run `make apt-deps`"
+    return path
+
+
+def run(*command: str) -> str:
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_promtool_rule_unit_tests_pass() -> None:
+    out = run(tool("promtool"), "test", "rules",
+              str(DEPLOY / "prometheus" / "tests" / "rules_test.yml"))
+    assert "SUCCESS" in out
+
+
+def test_prometheus_and_alertmanager_configs_are_valid() -> None:
+    run(tool("promtool"), "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml"))
+    run(tool("promtool"), "check", "rules", *map(str, (DEPLOY / "prometheus" / "rules")
+                                                 .glob("*.yml")))
+    run(tool("amtool"), "check-config", str(DEPLOY / "alertmanager" / "alertmanager.yml"))
+
+
+def test_every_alerting_rule_has_a_unit_test() -> None:
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "rules" / "alerts.yml").read_text())
+    alerts = {rule["alert"] for group in rules["groups"] for rule in group["rules"]}
+    tests = yaml.safe_load((DEPLOY / "prometheus" / "tests" / "rules_test.yml").read_text())
+    tested = {case["alertname"] for test in tests["tests"]
+              for case in test.get("alert_rule_test", []) if case.get("exp_alerts")}
+    assert alerts == tested
+
+
+def test_the_dashboard_panels_all_query_prometheus() -> None:
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "fraudmon.json").read_text())
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    assert len(panels) >= 15
+    assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+    for panel in panels:
+        assert panel["datasource"]["uid"] == "${datasource}"
+        assert panel["targets"] and all(t["expr"].strip() for t in panel["targets"])
+    provisioning = yaml.safe_load(
+        (DEPLOY / "grafana" / "provisioning" / "dashboards" / "fraudmon.yml").read_text())
+    assert provisioning["providers"][0]["type"] == "file"
+
+
+def manifests() -> dict[str, dict[str, Any]]:
+    return {path.name: yaml.safe_load(path.read_text())
+            for path in (DEPLOY / "k8s").glob("*.yaml")}
+
+
+def test_kubernetes_worker_probes_scraping_and_secrets() -> None:
+    files = manifests()
+    kustomization = files["kustomization.yaml"]
+    assert "secret.example.yaml" not in kustomization["resources"]
+    assert set(kustomization["resources"]) <= set(files)
+    pod = files["deployment.yaml"]["spec"]["template"]
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/path"] == "/metrics"
+    container = pod["spec"]["containers"][0]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    port = {p["name"]: p["containerPort"] for p in container["ports"]}["http"]
+    assert annotations["prometheus.io/port"] == str(port)
+    assert container["envFrom"] == [{"secretRef": {"name": "fraudmon-secrets"}}]
+    # The settings in the ConfigMap are valid, bind where probes can reach them, and name
+    # every secret by the environment variable the Secret provides.
+    from monitor.config import load_settings
+
+    config = files["configmap.yaml"]["data"]["config.yaml"]
+    assert "whsec_" not in config
+    settings = load_settings(None, **yaml.safe_load(config))
+    assert settings.web.host == "0.0.0.0"  # noqa: S104 - the pod must answer its probes
+    assert settings.web.port == port
+    secret_keys = set(files["secret.example.yaml"]["stringData"])
+    needed = {settings.api.token_env} | {r.secret_env for r in settings.webhooks.receivers}
+    assert needed == secret_keys
+
+
+def test_the_committed_openapi_document_is_current() -> None:
+    committed = json.loads((ROOT / "docs" / "openapi.json").read_text())
+    assert committed == document(), "run `fraudmon openapi --out docs/openapi.json`"
+    assert set(committed["paths"]) == {"/healthz", "/readyz", "/metrics", "/openapi.json",
+                                       "/alerts", "/entities/{entity}", "/labels"}
