@@ -35,8 +35,12 @@ def free_port() -> int:
 
 
 def make_config(tmp_path: Path, bootstrap: str, partitions: int = 4,
+                sections: dict[str, Any] | None = None,
                 **processing: Any) -> tuple[Path, Settings]:
-    """A config file with its own topic prefix, group, state dir and web port."""
+    """A config file with its own topic prefix, group, state dir and web port.
+
+    ``sections`` adds whole settings sections (``webhooks``, ``api``, ...).
+    """
     tag = uuid.uuid4().hex[:8]
     data = {
         "kafka": {"bootstrap_servers": bootstrap, "topic_prefix": f"it-{tag}.",
@@ -44,6 +48,7 @@ def make_config(tmp_path: Path, bootstrap: str, partitions: int = 4,
         "processing": {"state_dir": str(tmp_path / "state"),
                        "checkpoint_interval_seconds": 0.5, **processing},
         "web": {"port": free_port()},
+        **(sections or {}),
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -61,15 +66,17 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str,
 
 
 class Worker:
-    """A ``fraudmon worker`` subprocess."""
+    """A ``fraudmon worker`` subprocess; ``env`` adds environment variables (secrets)."""
 
-    def __init__(self, config: Path, settings: Settings, log: Path) -> None:
+    def __init__(self, config: Path, settings: Settings, log: Path,
+                 env: dict[str, str] | None = None) -> None:
         self.config, self.settings, self.log_path = config, settings, log
+        self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Worker:
         handle = self.log_path.open("ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "monitor.cli", "worker", "--config", str(self.config)],
             stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -204,6 +211,29 @@ async def wait_caught_up(settings: Settings, topics: list[str], timeout: float =
         if time.monotonic() > deadline:
             raise AssertionError("worker never committed up to the end of its input")
         await asyncio.sleep(0.2)  # polling the committed offsets
+
+
+def input_topics(settings: Settings) -> list[str]:
+    """The topics the worker's group consumes: the inputs and the routed topic."""
+    return [settings.kafka.topic(name)
+            for name in ("payments", "loan_disbursals", "labels", "routed")]
+
+
+async def sample_alerts(settings: Settings, path: Path, at_least: int = 3,
+                        timeout: float = 60) -> dict[str, dict[str, Any]]:
+    """Send the demo sample to a running worker; once it has scored everything, every
+    alert on the alerts topic by ``alert_id``."""
+    from monitor.samplefile import write_sample
+    from streams.produce import produce_file
+
+    write_sample(path)
+    await produce_file(settings, path)
+    alerts = settings.kafka.topic("alerts")
+    async with TopicReader(settings.kafka.bootstrap_servers, [alerts]) as reader:
+        await reader.until(lambda: len(reader.records[alerts]) >= at_least, timeout, "alerts")
+        await wait_caught_up(settings, input_topics(settings), timeout)
+        await reader.drain()
+    return {alert["alert_id"]: alert for alert in reader.records[alerts]}
 
 
 def strip_wallclock(record: dict[str, Any]) -> dict[str, Any]:
