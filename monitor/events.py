@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Final
 import orjson
 
 from monitor.errors import InvalidEvent
+from monitor.patterns import PATTERNS
 
 PAYMENTS: Final = "payments"
 LOAN_DISBURSALS: Final = "loan-disbursals"
@@ -215,7 +216,9 @@ def _label(data: dict[str, Any]) -> Label:
     entity_type = data.get("entity_type")
     if not isinstance(entity_type, str) or entity_type not in ENTITY_TYPES:
         raise InvalidEvent("field 'entity_type' must be one of " + ", ".join(sorted(ENTITY_TYPES)))
-    pattern = _required_id(data, "pattern")
+    pattern = data.get("pattern")
+    if not isinstance(pattern, str) or pattern not in PATTERNS:
+        raise InvalidEvent("field 'pattern' must be one of " + ", ".join(PATTERNS))
     return Label(event_id=event_id, ts=ts, ts_text=ts_text, confirmed=confirmed, entity=entity,
                  entity_type=entity_type, pattern=pattern, raw=data)
 

@@ -35,10 +35,8 @@ if TYPE_CHECKING:
 
 SNAPSHOT_FORMAT = 1
 _SNAPSHOT_KEYS = frozenset({"model_version", "entities", "models", "seen", "applied_offset",
-                            "started",
-                            "watermark", "processed", "evicted", "quality", "drift",
-                            "memory", "label_models",
-                            "drift_detections", "last_drift_ts"})
+                            "watermark", "processed"})
+"""Keys every checkpoint has; keys added later are optional and default when absent."""
 logger = logging.getLogger(__name__)
 
 
@@ -292,12 +290,12 @@ class Shard:
         self.seen = state["seen"]
         self.applied_offset = state["applied_offset"]
         self.watermark = state["watermark"]
-        self.started = state["started"]
+        self.started = state.get("started", self.started)
         self.processed = state["processed"]
-        self.evicted = state["evicted"]
-        self.quality = state["quality"]
-        self.memory = state["memory"]
-        self.label_models = state["label_models"]
-        self.drift = state["drift"]
-        self.drift_detections = state["drift_detections"]
-        self.last_drift_ts = state["last_drift_ts"]
+        self.evicted = state.get("evicted", self.evicted)
+        self.quality = state.get("quality", self.quality)
+        self.memory = state.get("memory", self.memory)
+        self.label_models = state.get("label_models", self.label_models)
+        self.drift = state.get("drift", self.drift)
+        self.drift_detections = state.get("drift_detections", self.drift_detections)
+        self.last_drift_ts = state.get("last_drift_ts", self.last_drift_ts)

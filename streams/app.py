@@ -28,7 +28,7 @@ from monitor.alertstore import AlertStore
 from monitor.checkpoint import FileCheckpointStore
 from monitor.config import Settings
 from monitor.entities import FAMILIES
-from monitor.errors import InvalidEvent
+from monitor.errors import CheckpointError, InvalidEvent
 from monitor.metrics import Metrics
 from monitor.records import dead_letter
 from monitor.routing import placements, shard_of
@@ -184,6 +184,10 @@ def _register_score(app: faust.App, settings: Settings, topics: Topics,
                     drift_before = dict(shard.drift_detections)
                     outcome = manager.process(shard_id, message.offset, view, parsed,
                                               (manual, event))
+                except CheckpointError:
+                    # Not the record's fault: stop here, unacked, rather than lose state.
+                    logger.critical("shard %d cannot be restored; not consuming it", shard_id)
+                    raise
                 except Exception as exc:  # a bug must not stop the stream
                     logger.exception("scoring %s[%d]@%d failed", message.topic,
                                      message.partition, message.offset)

@@ -24,7 +24,8 @@ _MAX_PAYEES = 256
 class DeviceState(EntityState):
     """Accounts on a device (payments, amount) and the payees they feed."""
 
-    __slots__ = ("accounts", "hub", "hub_payers", "payees", "total_amount", "total_payments")
+    __slots__ = ("accounts", "hub", "hub_payers", "payee_payments", "payees", "total_amount",
+                 "total_payments")
 
     family = "device"
     patterns = ("fake_account",)
@@ -36,6 +37,7 @@ class DeviceState(EntityState):
         self.accounts: dict[str, list[float]] = {}
         # payee -> accounts of this device that paid it
         self.payees: dict[str, set[str]] = {}
+        self.payee_payments: dict[str, int] = {}
         self.hub = ""
         self.hub_payers = 0
         self.total_payments = 0.0
@@ -63,12 +65,13 @@ class DeviceState(EntityState):
                 payers = self.payees[payee] = set()
             if payers is not None:
                 payers.add(account)
+                self.payee_payments[payee] = self.payee_payments.get(payee, 0) + 1
                 if len(payers) > self.hub_payers:
                     self.hub, self.hub_payers = payee, len(payers)
         return []
 
     def candidate(self, now: float, settings: DetectionSettings) -> bool:
-        return len(self.accounts) >= 5
+        return len(self.accounts) >= 3
 
     def features(self, now: float, settings: DetectionSettings) -> dict[str, float]:
         n = len(self.accounts)
@@ -76,21 +79,27 @@ class DeviceState(EntityState):
         return {
             "accounts": float(n),
             "hub_share": self.hub_payers / n if n else 0.0,
+            "hub_payment_share": (self.payee_payments.get(self.hub, 0) / payments
+                                  if payments else 0.0),
             "payments_per_account": payments / n if n else 0.0,
             "mean_payment": self.total_amount / payments if payments else 0.0,
         }
 
     def findings(self, features: dict[str, float], settings: DetectionSettings) -> list[Finding]:
         accounts = features["accounts"]
-        if accounts < 5 or features["hub_share"] < 0.5:
+        if accounts < 3 or features["hub_share"] < 0.5:
             return []
-        strength = (ramp(accounts, 4, 8) * ramp(features["hub_share"], 0.4, 0.8)
-                    * (1 - ramp(features["payments_per_account"], 6, 20))
+        # Several accounts on one device whose payments mostly go to one shared payee.
+        # A household also shares a device, but its payments spread over many merchants.
+        strength = (ramp(accounts, 2, 5) * ramp(features["hub_share"], 0.5, 0.9)
+                    * ramp(features["hub_payment_share"], 0.3, 0.6)
+                    * (1 - ramp(features["payments_per_account"], 8, 25))
                     * (1 - ramp(features["mean_payment"], 3000, 20000)))
         hub_payers = self.payees.get(self.hub, set())
         return [Finding("fake_account", strength, (
             Reason("accounts_on_device", accounts, "typical <= 3"),
             Reason("share_feeding_one_hub", features["hub_share"], "typical < 0.3"),
+            Reason("payments_to_hub_share", features["hub_payment_share"], "typical < 0.2"),
             Reason("payments_per_account", features["payments_per_account"], "typical > 20"),
         ), targets=(*(("account", account) for account in sorted(hub_payers)),
                     ("account", self.hub)))]

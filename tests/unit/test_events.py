@@ -14,7 +14,15 @@ from hypothesis import strategies as st
 
 from monitor import events
 from monitor.errors import InvalidEvent
-from monitor.events import LABELS, LOAN_DISBURSALS, PAYMENTS, Label, LoanDisbursal, Payment
+from monitor.events import (
+    LABELS,
+    LOAN_DISBURSALS,
+    PAYMENTS,
+    Label,
+    LoanDisbursal,
+    Payment,
+    from_dict,
+)
 
 FUZZ = settings(max_examples=200, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
@@ -305,7 +313,7 @@ ID_FIELDS = [(PAYMENTS, name) for name in ("event_id", "payer", "payee", "device
 ID_FIELDS += [(LOAN_DISBURSALS, name) for name in ("event_id", "loan_id", "borrower",
                                                    "lender", "account", "referrer",
                                                    "device_id")]
-ID_FIELDS += [(LABELS, name) for name in ("event_id", "entity", "pattern")]
+ID_FIELDS += [(LABELS, name) for name in ("event_id", "entity")]
 
 
 @pytest.mark.parametrize(("kind", "name"), ID_FIELDS)
@@ -627,3 +635,11 @@ def test_one_wrong_required_field_is_refused(case: tuple[str, dict[str, Any], st
     with pytest.raises(InvalidEvent) as caught:
         events.from_dict(kind, {**valid, name: value})
     assert caught.value.reason
+
+
+@pytest.mark.parametrize("pattern", ["bank_robbery", "", "ROLLOVER_LOAN", 7])
+def test_label_pattern_must_be_a_known_pattern(pattern: object) -> None:
+    data = {"event_id": "l1", "ts": "2026-01-05T10:00:00+08:00", "entity": "a",
+            "entity_type": "account", "pattern": pattern, "confirmed": True}
+    with pytest.raises(InvalidEvent, match="'pattern' must be one of"):
+        from_dict(LABELS, data)

@@ -144,7 +144,7 @@ def any_event(draw: st.DrawFn) -> Event:
             data["device_id"] = draw(names)
     elif draw(st.booleans()):
         data.update(entity=draw(names), entity_type=draw(st.sampled_from(sorted(ENTITY_TYPES))),
-                    pattern="p", confirmed=draw(st.booleans()))
+                    pattern="mule_account", confirmed=draw(st.booleans()))
     else:
         data.update(target_event_id=draw(names), confirmed=draw(st.booleans()))
     return from_dict(kind, data)
