@@ -127,6 +127,15 @@ async def _dead_letter(topics: Topics, key: bytes | None, payload: bytes | None,
     await topics.dead_letter.send(key=key, value=orjson.dumps(record))
 
 
+async def _dead_letter_bug(topics: Topics, event: Any, stage: str, exc: Exception) -> None:
+    """A record our own code failed on: log where (never the record), dead-letter it."""
+    message = event.message
+    logger.exception("%s %s[%d]@%d failed", stage, message.topic, message.partition,
+                     message.offset)
+    await _dead_letter(topics, event.key, event.value, message,
+                       f"internal error while {stage}: {type(exc).__name__}")
+
+
 def _register_ingest(app: faust.App, settings: Settings, topics: Topics,
                      metrics: Metrics) -> None:
     kinds = kind_by_topic(settings)
@@ -143,11 +152,8 @@ def _register_ingest(app: faust.App, settings: Settings, topics: Topics,
                 await _dead_letter(topics, event.key, event.value, message, exc.reason)
                 metrics.dead_lettered[kind].inc()
                 continue
-            except Exception as exc:  # a bug must not stop the stream
-                logger.exception("validating %s[%d]@%d failed", message.topic,
-                                 message.partition, message.offset)
-                await _dead_letter(topics, event.key, event.value, message,
-                                   f"internal error while validating: {type(exc).__name__}")
+            except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream
+                await _dead_letter_bug(topics, event, "validating", exc)
                 metrics.dead_lettered[kind].inc()
                 continue
             metrics.valid[kind].inc()
@@ -188,11 +194,8 @@ def _register_score(app: faust.App, settings: Settings, topics: Topics,
                     # Not the record's fault: stop here, unacked, rather than lose state.
                     logger.critical("shard %d cannot be restored; not consuming it", shard_id)
                     raise
-                except Exception as exc:  # a bug must not stop the stream
-                    logger.exception("scoring %s[%d]@%d failed", message.topic,
-                                     message.partition, message.offset)
-                    await _dead_letter(topics, event.key, event.value, message,
-                                       f"internal error while scoring: {type(exc).__name__}")
+                except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream
+                    await _dead_letter_bug(topics, event, "scoring", exc)
                     manager.skip(shard_id, (manual, event))
                     continue
                 if outcome is None:
