@@ -10,7 +10,7 @@ KAFKA_PORT ?= 9092
 TEST_KAFKA_DIR ?= .kafka-test
 PYTEST_ARGS ?=
 
-.PHONY: venv jars apt-deps kafka-up kafka-down demo test unit lint clean
+.PHONY: venv jars apt-deps kafka-up kafka-down demo test unit lint bench clean
 
 venv: $(STAMP)
 
@@ -67,6 +67,11 @@ test: jars apt-deps lint
 	status=$$?; \
 	$(BIN)/fraudmon kafka down --dir $(TEST_KAFKA_DIR) --port $$port; \
 	exit $$status
+
+# Starts a broker of its own on free ports; BENCH_ARGS="--events 20000 --only replay,e2e".
+BENCH_ARGS ?=
+bench: jars
+	$(BIN)/fraudmon bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(TEST_KAFKA_DIR) .demo .state .pytest_cache .mypy_cache .ruff_cache

@@ -45,6 +45,14 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from streams.bench import main as bench_main
+
+    _configure_logging("WARNING")
+    only = {name.strip() for name in args.only.split(",") if name.strip()}
+    return bench_main(args.events, only, args.seed, args.entities, args.keep, args.bootstrap)
+
+
 def _cmd_sample(args: argparse.Namespace) -> int:
     from monitor.samplefile import write_sample
 
@@ -158,6 +166,20 @@ def build_parser() -> argparse.ArgumentParser:
     prod.add_argument("events")
     prod.add_argument("--rate", type=float, default=None, help="events per second (default: max)")
     prod.set_defaults(func=_cmd_produce)
+
+    bench = sub.add_parser("bench", help="measure throughput, latency, memory, scale-out")
+    bench.add_argument("--events", type=int, default=200_000,
+                       help="simulator events to push through (default 200000)")
+    bench.add_argument("--only", default="ceiling,replay,e2e,latency,memory,scale",
+                       help="comma-separated sections (default: all)")
+    bench.add_argument("--seed", type=int, default=7, help="simulator seed")
+    bench.add_argument("--entities", type=int, default=200_000,
+                       help="idle entities built in-process for the state-size figure")
+    bench.add_argument("--keep", type=Path, default=None,
+                       help="work directory to keep (logs, input) instead of a temporary one")
+    bench.add_argument("--bootstrap", default=None,
+                       help="use this running broker instead of starting one on free ports")
+    bench.set_defaults(func=_cmd_bench)
 
     sample = sub.add_parser("sample", help="write the demo sample (JSONL)")
     sample.add_argument("--out", required=True)
