@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from monitor.events import Event
 
+_last_text: list[Any] = [-1, ""]
+"""The last millisecond formatted and its text: a decision per event needs no new one."""
+
 
 def now_text() -> str:
     """Wall-clock time as RFC 3339 UTC, for ``processed_at`` and ``created_at``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    millis = time.time_ns() // 1_000_000
+    cached = _last_text
+    if millis != cached[0]:
+        seconds, rest = divmod(millis, 1000)
+        stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        cached[0], cached[1] = millis, f"{stamp}.{rest:03d}Z"
+    text: str = cached[1]
+    return text
 
 
 def alert_id(pattern: str, entity_type: str, entity: str, trigger_event_id: str) -> str:

@@ -106,5 +106,4 @@ def replay(path: Path, out_dir: Path, engine: Engine, max_bytes: int = 65536) ->
 
 
 def _write(handle: IO[bytes], record: dict[str, Any]) -> None:
-    handle.write(orjson.dumps(record))
-    handle.write(b"\n")
+    handle.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))

@@ -32,10 +32,12 @@ class FlowWindow:
             self.flagged += amount
         self.parties[party] = self.parties.get(party, 0) + 1
 
-    def evict(self, oldest: float) -> None:
+    def evict(self, oldest: float) -> bool:
+        """Drop entries older than ``oldest``; True when the window is then empty."""
         entries = self.entries
         while entries and entries[0][0] < oldest:
             self._pop()
+        return not entries
 
     def _pop(self) -> None:
         _, amount, party, flagged = self.entries.popleft()

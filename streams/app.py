@@ -63,6 +63,7 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=False,
         producer_acks=-1,
+        producer_linger=0.005,
         broker_session_timeout=settings.kafka.session_timeout_seconds,
         broker_heartbeat_interval=settings.kafka.heartbeat_interval_seconds,
         web_enabled=True,

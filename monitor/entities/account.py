@@ -119,12 +119,19 @@ class AccountState(EntityState):
 
     def _evict(self, now: float, settings: DetectionSettings) -> None:
         oldest = now - settings.mule_window_hours * HOUR
-        for name in ("inflows", "outflows", "new_in", "new_out"):
-            window: FlowWindow | None = getattr(self, name)
-            if window is not None:
-                window.evict(oldest)
-                if not window:
-                    setattr(self, name, None)
+        # Unrolled over the four flow windows: this runs on every account view.
+        window = self.inflows
+        if window is not None and window.evict(oldest):
+            self.inflows = None
+        window = self.outflows
+        if window is not None and window.evict(oldest):
+            self.outflows = None
+        window = self.new_in
+        if window is not None and window.evict(oldest):
+            self.new_in = None
+        window = self.new_out
+        if window is not None and window.evict(oldest):
+            self.new_out = None
         if self.relays is not None:
             self.relays.evict(oldest)
             if not self.relays:
