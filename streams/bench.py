@@ -72,13 +72,13 @@ def _peak_rss(pid: int) -> int:
 class _Worker:
     """One ``fraudmon worker`` subprocess."""
 
-    def __init__(self, config: Path, settings: Settings, log: Path) -> None:
-        self.settings = settings
+    def __init__(self, config: Path, log: Path) -> None:
+        self.port = free_port()  # workers of one deployment share a config, not a web port
         handle = log.open("ab")
         self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
             [sys.executable, "-m", "monitor.cli", "worker", "--config", str(config)],
             stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "FRAUDMON_WEB__PORT": str(self.port)})
         handle.close()
         self.log = log
 
@@ -86,7 +86,7 @@ class _Worker:
         if self.proc.poll() is not None:
             tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-20:])
             raise RuntimeError(f"worker exited; log:\n{tail}")
-        url = f"http://127.0.0.1:{self.settings.web.port}/readyz"
+        url = f"http://127.0.0.1:{self.port}/readyz"
         try:
             with urllib.request.urlopen(url, timeout=1) as response:
                 return bool(response.status == 200)
@@ -153,8 +153,8 @@ class Bench:
         sent, seconds = await produce_file(settings, path)
         return sent / seconds
 
-    def start(self, config: Path, settings: Settings, name: str) -> _Worker:
-        return _Worker(config, settings, self.workdir / f"{name}.log")
+    def start(self, config: Path, name: str) -> _Worker:
+        return _Worker(config, self.workdir / f"{name}.log")
 
     async def ready(self, *workers: _Worker) -> None:
         async def all_ready() -> bool:
@@ -220,7 +220,7 @@ class Bench:
         load_rate = await self.preload(settings, self.events)
         result: dict[str, float] = {"preload_events_per_second": load_rate}
         result.update(await self.ceiling(settings))
-        worker = self.start(config, settings, "e2e")
+        worker = self.start(config, "e2e")
         try:
             await self.ready(worker)
             cpu = worker.cpu()
@@ -240,7 +240,7 @@ class Bench:
         await self.preload(settings)
         lines = [orjson.loads(line) for line in self.events.read_bytes().splitlines()]
         lines = lines[:max(1, min(len(lines), int(rate * seconds)))]
-        worker = self.start(config, settings, "latency")
+        worker = self.start(config, "latency")
         sent_at: dict[bytes, float] = {}
         try:
             await self.ready(worker)
@@ -298,7 +298,7 @@ class Bench:
         for workers in (1, 2):
             config, settings = self.config(f"scale{workers}")
             await self.preload(settings, self.events)
-            running = [self.start(config, settings, f"scale{workers}-{n}")
+            running = [self.start(config, f"scale{workers}-{n}")
                        for n in range(workers)]
             try:
                 await self.ready(*running)
@@ -318,14 +318,14 @@ class Bench:
     async def _rebalance(self) -> dict[str, float]:
         config, settings = self.config("rebalance")
         await self.preload(settings, self.events)
-        first_worker = self.start(config, settings, "rebalance-a")
+        first_worker = self.start(config, "rebalance-a")
         await self.ready(first_worker)
         second: list[_Worker] = []
         left: list[bool] = []
 
         def progress(done: int) -> None:
             if not second and done >= self.count // 3:
-                second.append(self.start(config, settings, "rebalance-b"))
+                second.append(self.start(config, "rebalance-b"))
             elif second and not left and done >= 2 * self.count // 3:
                 left.append(True)
                 first_worker.stop()
