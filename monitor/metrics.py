@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 
 from monitor.events import INPUT_KINDS
 from monitor.patterns import PATTERNS, SEVERITIES
-from monitor.quality import PatternQuality
+from monitor.quality import merge as merge_quality
 
 if TYPE_CHECKING:
     from monitor.shard import Shard
@@ -41,7 +41,6 @@ ATTEMPT_RESULTS = ("ok", "network_error", "timeout", "rate_limited", "server_err
 DELIVERY_RESULTS = ("delivered", "dead_lettered")
 """Final outcomes of one alert's delivery to one receiver."""
 DEAD_LETTER_REASONS = ("exhausted", "rejected", "receiver_disabled", "refused")
-CONSUMERS = ("worker", "webhooks")
 QUALITY_FIGURES = (("roc_auc", "ROC AUC of pattern scores against later labels."),
                    ("precision", "Share of alerted entities that labels confirmed."),
                    ("recall", "Share of confirmed entities that were alerted."))
@@ -63,10 +62,7 @@ class ShardStateCollector(Collector):
         yield GaugeMetricFamily(f"{NAMESPACE}_shards_owned",
                                 "State shards (routed partitions) this worker owns.",
                                 value=len(shards))
-        merged: dict[str, PatternQuality] = {}
-        for shard in shards:  # as monitor.quality.summarize, keeping the confusion counts
-            for pattern, quality in shard.quality.patterns.items():
-                merged.setdefault(pattern, PatternQuality()).merge(quality)
+        merged = merge_quality(shard.quality for shard in shards)
         outcomes = GaugeMetricFamily(
             f"{NAMESPACE}_model_label_outcomes",
             "Labels by pattern and outcome at the alert decision (owned shards); "
@@ -76,7 +72,7 @@ class ShardStateCollector(Collector):
                                            f"{text} Online, from owned shards.",
                                            labels=["pattern"])
                    for name, text in QUALITY_FIGURES}
-        for pattern in PATTERNS:  # label patterns are free text: export known ones only
+        for pattern in PATTERNS:  # bounded label values: the contract's patterns only
             found = merged.get(pattern)
             if found is None:
                 continue

@@ -89,10 +89,16 @@ class QualityTracker:
         quality.update(score, confirmed, alerted)
 
 
-def summarize(trackers: Iterable[QualityTracker]) -> dict[str, dict[str, float | None]]:
-    """Merge shards' trackers: pattern -> labels, roc_auc, precision, recall."""
+def merge(trackers: Iterable[QualityTracker]) -> dict[str, PatternQuality]:
+    """Shards' trackers merged per pattern."""
     merged: dict[str, PatternQuality] = {}
     for tracker in trackers:
         for pattern, quality in tracker.patterns.items():
             merged.setdefault(pattern, PatternQuality()).merge(quality)
+    return merged
+
+
+def summarize(trackers: Iterable[QualityTracker]) -> dict[str, dict[str, float | None]]:
+    """Merge shards' trackers: pattern -> labels, roc_auc, precision, recall."""
+    merged = merge(trackers)
     return {pattern: merged[pattern].summary() for pattern in sorted(merged)}

@@ -36,7 +36,7 @@ class AccountState(EntityState):
     are summed separately.
     """
 
-    __slots__ = ("inflows", "n_in", "n_out", "near_line", "new_in", "new_out", "outflows",
+    __slots__ = ("inflows", "near_line", "new_in", "new_out", "outflows",
                  "relays", "sketch", "unrelayed")
 
     family = "account"
@@ -59,8 +59,6 @@ class AccountState(EntityState):
         self.unrelayed: list[tuple[float, float]] | None = None  # transfers in, not yet sent on
         self.relays: TimeWindow | None = None      # outflows that relay one recent inflow
         self.sketch = 0
-        self.n_in = 0
-        self.n_out = 0
 
     def _first_time(self, party: str) -> bool:
         known, self.sketch = seen_before(self.sketch, party)
@@ -71,7 +69,6 @@ class AccountState(EntityState):
             return []
         ts, amount = event.ts, event.amount
         if view.role == "payee":
-            self.n_in += 1
             if self.inflows is None:
                 self.inflows = FlowWindow()
             transfer = event.channel == "transfer"
@@ -86,7 +83,6 @@ class AccountState(EntityState):
                     self.new_in = FlowWindow()
                 self.new_in.add(ts, amount, event.payer)
         elif view.role == "payer":
-            self.n_out += 1
             if event.channel in _ONWARD_CHANNELS:
                 if self.outflows is None:
                     self.outflows = FlowWindow()
