@@ -112,6 +112,18 @@ async def test_prometheus_scrapes_the_worker_and_alertmanager_delivers_a_rule(
         sample = tmp_path / "sample.jsonl"
         write_sample(sample, invalid=True)
         await produce_file(settings, sample)
+        valid = sum(1 for line in sample.read_bytes().splitlines() if b'"value"' in line)
+
+        def sample_scored() -> bool:
+            samples = worker.metrics()
+            mule_alerts = sum(value for name, value in samples.items()
+                              if name.startswith("fraudmon_alerts_total{")
+                              and 'pattern="mule_account"' in name)
+            return samples.get("fraudmon_decisions_total", 0) >= valid and mule_alerts >= 1
+
+        # Labels judge behaviour already scored (as in production, where they come days
+        # later); posted earlier they could reach the shard before the mule's alert.
+        await asyncio.to_thread(wait_for, sample_scored, 90, "the sample to be scored")
         # Labels through the API: one negative, one positive, so precision, recall and
         # ROC AUC all have something to say.
         for label in LABELS:
