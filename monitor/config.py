@@ -87,6 +87,7 @@ class DetectionSettings(_Section):
     rollover_window_hours: float = Field(default=72.0, gt=0)
     rollover_max_term_days: int = Field(default=62, ge=1)
     mule_window_hours: float = Field(default=24.0, gt=0)
+    mule_min_amount: float = Field(default=1_000.0, ge=0)
     label_horizon_days: float = Field(default=60.0, gt=0)
     label_memory: int = Field(default=50_000, ge=0, le=10_000_000)
     min_labels: int = Field(default=5, ge=1)

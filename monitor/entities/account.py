@@ -23,9 +23,15 @@ if TYPE_CHECKING:
     from monitor.routing import View
 
 _STRUCTURING_DAYS = 7.0
-_MAX_UNRELAYED = 32
+_MAX_LOTS = 32
+_RELAYED = 0.8
+"""Share of an inflow that must have moved on for the inflow to count as relayed."""
 _ONWARD_CHANNELS = frozenset({"transfer", "cash_out"})
 """Channels that move money onward; card, QR and wallet payments at shops are spending."""
+NOVEL_RELAY_WEIGHT = 0.2
+_P2P_CHANNELS = frozenset({"transfer", "wallet"})
+"""Channels a person can send money to another person on."""
+_PERSON_CHANNELS = _P2P_CHANNELS | {"cash_out"}
 
 
 class AccountState(EntityState):
@@ -36,8 +42,8 @@ class AccountState(EntityState):
     are summed separately.
     """
 
-    __slots__ = ("inflows", "near_line", "new_in", "new_out", "outflows",
-                 "relays", "sketch", "unrelayed")
+    __slots__ = ("inflows", "lots", "near_line", "new_in", "new_out", "novel_relays",
+                 "outflows", "relays", "sketch")
 
     family = "account"
     patterns = ("mule_account", "structuring")
@@ -45,7 +51,7 @@ class AccountState(EntityState):
         "in_count": 200, "in_amount": 1e6, "distinct_payers": 100, "transfer_in_share": 1,
         "new_payer_share": 1, "out_count": 200, "out_amount": 1e6, "distinct_payees": 50,
         "new_payee_share": 1, "passthrough": 2, "cash_out_share": 1, "near_line_7d": 10,
-        "relays_24h": 50,
+        "relays_24h": 50, "novel_relays_24h": 20,
         "age_days": 365,
     }
 
@@ -56,9 +62,22 @@ class AccountState(EntityState):
         self.new_in: FlowWindow | None = None      # inflows from first-time payers
         self.new_out: FlowWindow | None = None     # outflows to first-time payees
         self.near_line: TimeWindow | None = None
-        self.unrelayed: list[tuple[float, float]] | None = None  # transfers in, not yet sent on
-        self.relays: TimeWindow | None = None      # outflows that relay one recent inflow
+        # Person-to-person inflows not yet passed on: [ts, amount, left, novel payer, sent
+        # to novel payees]. Outflows consume them oldest first (money is fungible; FIFO
+        # matches a forward split over several payees and several inflows batched into one).
+        self.lots: list[list[float]] | None = None
+        self.relays: TimeWindow | None = None        # inflows passed on within the window
+        self.novel_relays: TimeWindow | None = None  # ... from a new payer to new payees
         self.sketch = 0
+
+    def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
+        # Checkpoints of earlier versions may hold slots this version no longer has.
+        for name, value in state[1].items():
+            if name in AccountState.__slots__ or name in EntityState.__slots__:
+                setattr(self, name, value)
+        for name in ("lots", "novel_relays"):
+            if not hasattr(self, name):
+                setattr(self, name, None)
 
     def _first_time(self, party: str) -> bool:
         known, self.sketch = seen_before(self.sketch, party)
@@ -71,27 +90,33 @@ class AccountState(EntityState):
         if view.role == "payee":
             if self.inflows is None:
                 self.inflows = FlowWindow()
-            transfer = event.channel == "transfer"
-            self.inflows.add(ts, amount, event.payer, transfer)
-            if transfer:
-                if self.unrelayed is None:
-                    self.unrelayed = []
-                self.unrelayed.append((ts, amount))
-                del self.unrelayed[:-_MAX_UNRELAYED]
-            if self._first_time(event.payer):
+            channel = event.channel
+            self.inflows.add(ts, amount, event.payer, channel == "transfer")
+            novel = self._first_time(event.payer)
+            if novel:
                 if self.new_in is None:
                     self.new_in = FlowWindow()
                 self.new_in.add(ts, amount, event.payer)
+            if channel in _P2P_CHANNELS:
+                if self.lots is None:
+                    self.lots = []
+                self.lots.append([ts, amount, amount, 1.0 if novel else 0.0, 0.0])
+                del self.lots[:-_MAX_LOTS]
         elif view.role == "payer":
-            if event.channel in _ONWARD_CHANNELS:
+            channel = event.channel
+            # Shop payments (card, QR) say nothing about whom the account knows.
+            novel = channel in _PERSON_CHANNELS and self._first_time(event.payee)
+            if channel in _ONWARD_CHANNELS:
                 if self.outflows is None:
                     self.outflows = FlowWindow()
-                self.outflows.add(ts, amount, event.payee, event.channel == "cash_out")
-                self._match_relay(ts, amount, settings)
-                if self._first_time(event.payee):
+                cash = channel == "cash_out"
+                self.outflows.add(ts, amount, event.payee, cash)
+                if novel:
                     if self.new_out is None:
                         self.new_out = FlowWindow()
                     self.new_out.add(ts, amount, event.payee)
+                if self.lots:
+                    self._pass_on(ts, amount, novel or cash, settings)
             line = settings.reporting_line
             if line * (1 - settings.structuring_band) <= amount < line:
                 if self.near_line is None:
@@ -99,19 +124,42 @@ class AccountState(EntityState):
                 self.near_line.add(ts)
         return []
 
-    def _match_relay(self, ts: float, amount: float, settings: DetectionSettings) -> None:
-        """An outflow of 80-100 % of an inflow received shortly before relays that inflow."""
-        pending = self.unrelayed
-        if not pending:
+    def _pass_on(self, ts: float, amount: float, to_new: bool,
+                 settings: DetectionSettings) -> None:
+        """An outflow consumes the oldest recent inflows; fully passed-on ones are relays.
+
+        An inflow counts as relayed once 80 % of it has moved on within the window, and as
+        a novel relay when it came from a first-time payer and moved on to first-time payees
+        or to cash: the shape of a mule's pass-through from its first victim on.
+        """
+        lots = self.lots
+        if not lots:
             return
         oldest = ts - settings.mule_window_hours * HOUR
-        for i, (in_ts, in_amount) in enumerate(pending):
-            if oldest <= in_ts <= ts and 0.8 * in_amount <= amount <= in_amount * 1.001:
-                del pending[i]
+        left = amount
+        done = 0
+        for lot in lots:
+            if left <= 0:
+                break
+            if lot[0] < oldest or lot[0] > ts:
+                continue
+            take = lot[2] if lot[2] < left else left
+            lot[2] -= take
+            left -= take
+            if to_new:
+                lot[4] += take
+            if lot[2] <= (1 - _RELAYED) * lot[1]:
+                done += 1
                 if self.relays is None:
                     self.relays = TimeWindow()
                 self.relays.add(ts)
-                return
+                if lot[3] and lot[4] >= _RELAYED * lot[1]:
+                    if self.novel_relays is None:
+                        self.novel_relays = TimeWindow()
+                    self.novel_relays.add(ts)
+                lot[1] = 0.0  # spent: dropped below
+        if done:
+            self.lots = [lot for lot in lots if lot[1] > 0] or None
 
     def _evict(self, now: float, settings: DetectionSettings) -> None:
         oldest = now - settings.mule_window_hours * HOUR
@@ -132,8 +180,12 @@ class AccountState(EntityState):
             self.relays.evict(oldest)
             if not self.relays:
                 self.relays = None
-        if self.unrelayed:
-            self.unrelayed = [entry for entry in self.unrelayed if entry[0] >= oldest] or None
+        if self.novel_relays is not None:
+            self.novel_relays.evict(oldest)
+            if not self.novel_relays:
+                self.novel_relays = None
+        if self.lots and self.lots[0][0] < oldest:
+            self.lots = [lot for lot in self.lots if lot[0] >= oldest] or None
         if self.near_line is not None:
             self.near_line.evict(now - _STRUCTURING_DAYS * DAY)
             if not self.near_line:
@@ -168,6 +220,7 @@ class AccountState(EntityState):
             "cash_out_share": outflows.flagged / out_amount if outflows and out_amount else 0.0,
             "near_line_7d": float(self.near_line.count if self.near_line else 0),
             "relays_24h": float(self.relays.count if self.relays else 0),
+            "novel_relays_24h": float(self.novel_relays.count if self.novel_relays else 0),
             "age_days": self.age_days(now),
         }
 
@@ -175,21 +228,28 @@ class AccountState(EntityState):
         found = []
         payers, passthrough = features["distinct_payers"], features["passthrough"]
         p2p, payees = features["transfer_in_share"], features["distinct_payees"]
+        material = settings.mule_min_amount
         if payers >= 1 and passthrough >= 0.5 and p2p >= 0.5 and payees >= 1:
             onward = max(ramp(payees, 1, 3), features["cash_out_share"])
-            # Pass-through of person-to-person money, damped for very wide fan-out (payroll).
+            # Pass-through of person-to-person money, damped for wide fan-out (payroll: mules
+            # pass money to a handful of accounts) and for sums too small to matter.
             # Out well above in is spending own money, not passing it through.
             core = (ramp(passthrough, 0.5, 0.8) * (1 - ramp(passthrough, 1.2, 1.6))
-                    * ramp(p2p, 0.5, 0.9) * (1 - ramp(payees, 10, 25)))
+                    * ramp(p2p, 0.5, 0.9) * (1 - ramp(payees, 6, 12))
+                    * ramp(features["in_amount"], 0.2 * material, material))
             # Counterparty novelty means little until the monitor has watched for a while.
-            trust = ramp(features.get("observed_days", 30.0), 3, 10)
+            trust = ramp(features.get("observed_days", 35.0), 7, 35)
             evidence = (0.3 * ramp(features["relays_24h"], 0, 2) + 0.2 * ramp(payers, 1, 3)
                         + 0.2 * onward
-                        + trust * 0.15 * (features["new_payer_share"]
-                                          + features["new_payee_share"]))
-            found.append(Finding("mule_account", core * evidence, (
+                        + trust * (0.15 * (features["new_payer_share"]
+                                           + features["new_payee_share"])
+                                   + NOVEL_RELAY_WEIGHT * ramp(features["novel_relays_24h"],
+                                                               0, 1)))
+            found.append(Finding("mule_account", min(1.0, core * evidence), (
                 Reason("passthrough_ratio_24h", passthrough, "typical < 0.5"),
                 Reason("relayed_inflows_24h", features["relays_24h"], "typical 0"),
+                Reason("new_payer_to_new_payee_relays_24h", features["novel_relays_24h"],
+                       "typical 0"),
                 Reason("transfer_in_share_24h", p2p, "typical < 0.5"),
                 Reason("distinct_payers_24h", payers, "typical <= 1"),
                 Reason("new_payer_share_24h", features["new_payer_share"], "typical < 0.3"),

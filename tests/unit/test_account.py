@@ -1,0 +1,162 @@
+"""The account family's pass-through mechanics: relays, novelty, fan-out, materiality."""
+
+from __future__ import annotations
+
+import pickle
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from monitor.config import DetectionSettings
+from monitor.entities.account import AccountState
+from monitor.events import PAYMENTS, Event, from_dict
+from monitor.routing import views
+
+T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
+ME = "acct-me"
+TRUSTED = 60.0  # the monitor has watched two monthly cycles: novelty counts in full
+
+
+class Account:
+    """One AccountState fed with payments in event time."""
+
+    def __init__(self, settings: DetectionSettings | None = None) -> None:
+        self.settings = settings or DetectionSettings()
+        self.state = AccountState()
+        self.count = 0
+
+    def pay(self, payer: str, payee: str, amount: float, minutes: float,
+            channel: str = "transfer") -> Event:
+        self.count += 1
+        event = from_dict(PAYMENTS, {
+            "event_id": f"e{self.count}", "ts": (T0 + timedelta(minutes=minutes)).isoformat(),
+            "payer": payer, "payee": payee, "amount": amount, "channel": channel})
+        for view in views(event):
+            if view.entity == ME:
+                self.state.observe(view, event, self.settings)
+        return event
+
+    def features(self, minutes: float) -> dict[str, float]:
+        now = (T0 + timedelta(minutes=minutes)).timestamp()
+        features = self.state.features(now, self.settings)
+        features["observed_days"] = TRUSTED
+        return features
+
+    def mule_strength(self, minutes: float) -> float:
+        found = {f.pattern: f.strength
+                 for f in self.state.findings(self.features(minutes), self.settings)}
+        return found.get("mule_account", 0.0)
+
+
+def test_an_inflow_forwarded_in_parts_to_new_payees_is_a_novel_relay() -> None:
+    account = Account()
+    account.pay("victim-1", ME, 5_000, 0)
+    account.pay(ME, "next-a", 2_600, 40)
+    assert account.features(41)["relays_24h"] == 0  # only half has moved on so far
+    account.pay(ME, "next-b", 2_300, 42)
+    features = account.features(43)
+    assert features["relays_24h"] == 1
+    assert features["novel_relays_24h"] == 1
+
+
+def test_inflows_batched_into_one_forward_are_each_relayed() -> None:
+    account = Account()
+    account.pay("victim-1", ME, 1_500, 0)
+    account.pay("victim-2", ME, 2_500, 10)
+    account.pay(ME, "next-a", 3_900, 50)
+    assert account.features(51)["novel_relays_24h"] == 2
+
+
+def test_money_sent_to_a_known_payee_is_a_relay_but_not_a_novel_one() -> None:
+    account = Account()
+    account.pay(ME, "savings", 100, 0)
+    account.pay("employer", ME, 9_000, 60)
+    account.pay(ME, "savings", 8_500, 120)
+    features = account.features(121)
+    assert features["relays_24h"] == 1
+    assert features["novel_relays_24h"] == 0
+
+
+def test_a_wallet_payment_makes_a_payee_known_but_a_shop_payment_does_not() -> None:
+    account = Account()
+    account.pay(ME, "friend", 50, 0, channel="wallet")
+    account.pay(ME, "shop", 50, 1, channel="qr")
+    account.pay("stranger-1", ME, 4_000, 60)
+    account.pay(ME, "friend", 3_900, 90)
+    assert account.features(91)["novel_relays_24h"] == 0
+    account.pay("stranger-2", ME, 4_000, 100)
+    account.pay(ME, "shop", 3_900, 130)
+    assert account.features(131)["novel_relays_24h"] == 1
+
+
+def test_money_kept_is_not_a_relay() -> None:
+    account = Account()
+    account.pay("employer", ME, 10_000, 0)
+    account.pay(ME, "savings", 3_000, 90)
+    assert account.features(91)["relays_24h"] == 0
+
+
+def test_a_forward_after_the_window_is_not_a_relay() -> None:
+    settings = DetectionSettings(mule_window_hours=6)
+    account = Account(settings)
+    account.pay("victim-1", ME, 5_000, 0)
+    account.pay(ME, "next-a", 4_900, 7 * 60)
+    assert account.features(7 * 60 + 1)["relays_24h"] == 0
+
+
+def mule(account: Account, amount: float, payees: int) -> None:
+    """Two victims' transfers, each passed on within the hour, split over ``payees``."""
+    for wave in range(2):
+        at = wave * 180
+        account.pay(f"victim-{wave}", ME, amount, at)
+        for n in range(payees):
+            account.pay(ME, f"next-{n}", 0.95 * amount / payees, at + 30 + n)
+
+
+def test_a_fresh_pass_through_is_a_strong_mule_finding() -> None:
+    account = Account()
+    mule(account, 4_000, payees=2)
+    assert account.mule_strength(215) >= 0.7
+
+
+def test_wide_fan_out_is_damped_as_payroll() -> None:
+    narrow, wide = Account(), Account()
+    mule(narrow, 40_000, payees=3)
+    mule(wide, 40_000, payees=15)
+    assert wide.mule_strength(215) == 0.0 < narrow.mule_strength(215)
+
+
+def test_small_sums_weigh_less() -> None:
+    small, large = Account(), Account()
+    mule(small, 150, payees=2)
+    mule(large, 4_000, payees=2)
+    assert small.mule_strength(215) < 0.5 * large.mule_strength(215)
+
+
+@pytest.mark.parametrize("trusted", [0.0, TRUSTED])
+def test_novelty_counts_only_once_the_monitor_has_watched_a_month(trusted: float) -> None:
+    account = Account()
+    mule(account, 4_000, payees=1)
+    features = account.features(215)
+    features["observed_days"] = trusted
+    found = {f.pattern: f.strength
+             for f in account.state.findings(features, account.settings)}
+    if trusted:
+        assert found["mule_account"] > 0.6
+    else:
+        assert found["mule_account"] < 0.5
+
+
+def test_state_of_an_earlier_version_restores() -> None:
+    account = Account()
+    mule(account, 4_000, payees=2)
+    slots: dict[str, Any] = dict(account.state.__reduce_ex__(pickle.HIGHEST_PROTOCOL)[2][1])
+    slots.pop("lots")
+    slots.pop("novel_relays")
+    slots["unrelayed"] = [(T0.timestamp(), 100.0)]  # a slot this version dropped
+    restored = AccountState.__new__(AccountState)
+    restored.__setstate__((None, slots))
+    assert restored.lots is None
+    assert restored.novel_relays is None
+    assert restored.features(T0.timestamp() + 3_600, account.settings)["in_count"] == 2
