@@ -74,10 +74,14 @@ class LenderState(EntityState):
         loans = features["loans_30d"]
         if loans < 5 or (features["rollover_share"] < 0.2 and features["referral_ratio"] < 0.2):
             return []
-        strength = clip01(0.35 * ramp(features["rollover_share"], 0.1, 0.6)
-                          + 0.3 * ramp(features["referral_ratio"], 0.1, 0.5)
-                          + 0.15 * features["short_term_share"]
-                          + 0.2 * ramp(features["fee_rate"], 0.03, 0.15))
+        # Both halves of the mechanism: it drives borrowers round (rollovers into and out of
+        # it, referrals onward) and it lends short and dear. A fairly priced lender that
+        # spiralling borrowers happen to use keeps at most half the strength.
+        drives = clip01(0.55 * ramp(features["rollover_share"], 0.1, 0.6)
+                        + 0.45 * ramp(features["referral_ratio"], 0.1, 0.5))
+        terms = clip01(0.4 * features["short_term_share"]
+                       + 0.6 * ramp(features["fee_rate"], 0.05, 0.15))
+        strength = drives * (0.4 + 0.6 * terms)
         return [Finding("predatory_lender", strength, (
             Reason("rollover_share_30d", features["rollover_share"], "typical < 0.1"),
             Reason("referral_ratio_30d", features["referral_ratio"], "typical < 0.1"),
