@@ -72,17 +72,19 @@ class BorrowerState(EntityState):
 
     def _funding_loan(self, ts: float, loan_id: str, window: float,
                       max_term: int) -> tuple[float, str, str] | None:
-        """The newest other short-term loan disbursed within ``window`` before ``ts``.
+        """The newest other loan disbursed within ``window`` before ``ts``, if short-term.
 
-        A long-term loan that pays off short ones is a refinancing (a consolidation), not
-        a rollover: only loans of at most ``max_term`` days count as funding one.
+        The newest loan is the money that repays. When it is a long-term loan the repayment
+        is a refinancing (a consolidation), not a rollover, even if an older short loan
+        also fell inside the window: only loans of at most ``max_term`` days fund one.
         """
         best = None
+        best_term = 0
         for loan_ts, other, lender, _, _, term, _ in self.loans:
-            if (other != loan_id and term <= max_term and 0 <= ts - loan_ts <= window
+            if (other != loan_id and 0 <= ts - loan_ts <= window
                     and (best is None or loan_ts > best[0])):
-                best = (loan_ts, other, lender)
-        return best
+                best, best_term = (loan_ts, other, lender), term
+        return best if best is not None and best_term <= max_term else None
 
     def _lender_of(self, loan_id: str) -> str | None:
         for _, other, lender, *_ in self.loans:
