@@ -45,6 +45,12 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cost(args: argparse.Namespace) -> int:
+    from monitor.cost import main_cost
+
+    return main_cost(args, _settings(args))
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from streams.bench import main as bench_main
 
@@ -161,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("events", help="JSONL file of {topic, key, value} records")
     rep.add_argument("--out", required=True, help="directory for the output files")
     rep.set_defaults(func=_cmd_replay)
+
+    cost = with_config(sub.add_parser(
+        "cost", help="replay a file and report detection cost per entity family"))
+    cost.add_argument("events", type=Path, help="JSONL file in the replay format")
+    cost.set_defaults(func=_cmd_cost)
 
     prod = with_config(sub.add_parser("produce", help="send a JSONL file into Kafka"))
     prod.add_argument("events")
