@@ -73,8 +73,10 @@ class AccountState(EntityState):
     def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
         # Checkpoints of earlier versions may hold slots this version no longer has.
         for name, value in state[1].items():
-            if name in AccountState.__slots__ or name in EntityState.__slots__:
+            try:
                 setattr(self, name, value)
+            except AttributeError:  # a slot this version no longer has
+                continue
         for name in ("lots", "novel_relays"):
             if not hasattr(self, name):
                 setattr(self, name, None)
