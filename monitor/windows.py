@@ -35,8 +35,24 @@ class FlowWindow:
     def evict(self, oldest: float) -> bool:
         """Drop entries older than ``oldest``; True when the window is then empty."""
         entries = self.entries
-        while entries and entries[0][0] < oldest:
-            self._pop()
+        if entries and entries[0][0] < oldest:
+            # The loop of ``_pop``, with the running sums in locals (same operations).
+            parties = self.parties
+            total, flagged_total = self.total, self.flagged
+            while entries and entries[0][0] < oldest:
+                _, amount, party, flagged = entries.popleft()
+                total -= amount
+                if flagged:
+                    flagged_total -= amount
+                left = parties[party] - 1
+                if left:
+                    parties[party] = left
+                else:
+                    del parties[party]
+            if entries:
+                self.total, self.flagged = total, flagged_total
+            else:
+                self.total = self.flagged = 0.0  # no float residue once empty
         return not entries
 
     def _pop(self) -> None:

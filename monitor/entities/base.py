@@ -81,9 +81,11 @@ class EntityState:
 
     def observe(self, view: View, event: Event, settings: DetectionSettings) -> list[View]:
         """Fold one event into the state; returns views to route onward (usually none)."""
+        ts = event.ts
         if self.first_ts is None:
-            self.first_ts = event.ts
-        self.last_ts = max(self.last_ts, event.ts)
+            self.first_ts = ts
+        if ts > self.last_ts:
+            self.last_ts = ts
         self.recent_events.append(event.event_id)
         return self.update(view, event, settings)
 
