@@ -77,7 +77,9 @@ class EntityState:
         self.labels: dict[str, bool] = {}
         self.alerted: dict[str, float] = {}
         self.scores: dict[str, float] = {}
-        self.recent_events: deque[str] = deque(maxlen=self.max_evidence)
+        # The newest ``max_evidence`` event ids, oldest first (a list: a deque costs ~620
+        # bytes even when it holds one id; checkpoints holding a deque still work).
+        self.recent_events: list[str] | deque[str] = []
 
     def observe(self, view: View, event: Event, settings: DetectionSettings) -> list[View]:
         """Fold one event into the state; returns views to route onward (usually none)."""
@@ -86,7 +88,10 @@ class EntityState:
             self.first_ts = ts
         if ts > self.last_ts:
             self.last_ts = ts
-        self.recent_events.append(event.event_id)
+        recent = self.recent_events
+        recent.append(event.event_id)
+        if len(recent) > self.max_evidence:
+            del recent[0]
         return self.update(view, event, settings)
 
     def update(self, view: View, event: Event, settings: DetectionSettings) -> list[View]:
