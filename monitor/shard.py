@@ -149,8 +149,7 @@ class Shard:
         model = self.models.get(family.family)
         learning = model is not None and model.turn()
         if not (candidate or learning):
-            if state.scores:
-                state.scores = {}
+            state.clear_scores()
             return _zero(family.patterns)
         features = state.features(event.ts, settings)
         if candidate:
@@ -165,8 +164,7 @@ class Shard:
                 self._watch_drift(family.family,
                                   max((f.strength for f in findings), default=0.0), event.ts)
         if not findings:
-            if state.scores:
-                state.scores = {}
+            state.clear_scores()
             return _zero(family.patterns)
         labels = self.label_models.get(family.family)
         supervised = None

@@ -27,7 +27,11 @@ def _as_list(state: Any) -> Any:
 
 
 class FlowWindow:
-    """Money flows of one direction: total amount, count, distinct counterparties."""
+    """Money flows of one direction: total amount, count, distinct counterparties.
+
+    ``parties`` counts entries per counterparty; it is ``None`` while the window has
+    held a single entry only (most windows), which saves a dict per window.
+    """
 
     __slots__ = ("entries", "flagged", "parties", "total")
 
@@ -36,7 +40,7 @@ class FlowWindow:
         self.entries: list[tuple[float, float, str, bool]] = []
         self.total = 0.0
         self.flagged = 0.0
-        self.parties: dict[str, int] = {}
+        self.parties: dict[str, int] | None = None
 
     def __setstate__(self, state: Any) -> None:
         for name, value in _as_list(state).items():
@@ -44,13 +48,18 @@ class FlowWindow:
 
     def add(self, ts: float, amount: float, party: str, flagged: bool = False,
             cap: int = 512) -> None:
-        if len(self.entries) >= cap:
+        entries = self.entries
+        if len(entries) >= cap:
             self._drop(1)
-        self.entries.append((ts, amount, party, flagged))
+        parties = self.parties
+        if parties is None and entries:
+            parties = self.parties = {entries[0][2]: 1}
+        entries.append((ts, amount, party, flagged))
         self.total += amount
         if flagged:
             self.flagged += amount
-        self.parties[party] = self.parties.get(party, 0) + 1
+        if parties is not None:
+            parties[party] = parties.get(party, 0) + 1
 
     def evict(self, oldest: float) -> bool:
         """Drop entries older than ``oldest``; True when the window is then empty."""
@@ -74,16 +83,18 @@ class FlowWindow:
             total -= amount
             if flagged:
                 flagged_total -= amount
-            left = parties[party] - 1
-            if left:
-                parties[party] = left
-            else:
-                del parties[party]
+            if parties is not None:
+                left = parties[party] - 1
+                if left:
+                    parties[party] = left
+                else:
+                    del parties[party]
         del entries[:count]
         if entries:
             self.total, self.flagged = total, flagged_total
         else:
             self.total = self.flagged = 0.0  # no float residue once empty
+            self.parties = None
 
     @property
     def count(self) -> int:
@@ -91,7 +102,8 @@ class FlowWindow:
 
     @property
     def distinct(self) -> int:
-        return len(self.parties)
+        parties = self.parties
+        return len(self.entries) if parties is None else len(parties)
 
     def __bool__(self) -> bool:
         return bool(self.entries)
