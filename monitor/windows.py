@@ -52,9 +52,12 @@ class FlowWindow:
         if len(entries) >= cap:
             self._drop(1)
         parties = self.parties
-        if parties is None and entries:
-            parties = self.parties = {entries[0][2]: 1}
-        entries.append((ts, amount, party, flagged))
+        if not entries:
+            self.entries = [(ts, amount, party, flagged)]  # sized to one entry, not four
+        else:
+            if parties is None:
+                parties = self.parties = {entries[0][2]: 1}
+            entries.append((ts, amount, party, flagged))
         self.total += amount
         if flagged:
             self.flagged += amount

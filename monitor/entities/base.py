@@ -64,7 +64,7 @@ class EntityState:
     scaled into the unit box for the anomaly model (log scale; larger values saturate).
     """
 
-    __slots__ = ("_alerted", "_labels", "_scores", "first_ts", "last_ts", "recent_events")
+    __slots__ = ("alerted", "first_ts", "labels", "last_ts", "recent_events", "scores")
 
     family: ClassVar[str] = "entity"
     patterns: ClassVar[tuple[str, ...]] = ()
@@ -74,55 +74,17 @@ class EntityState:
     def __init__(self) -> None:
         self.first_ts: float | None = None
         self.last_ts = 0.0
-        # Labels, alert times and last scores exist for few entities: their dicts are made
-        # on first use (see the properties), which saves ~190 bytes per idle entity.
-        self._labels: dict[str, bool] | None = None
-        self._alerted: dict[str, float] | None = None
-        self._scores: dict[str, float] | None = None
+        self.labels: dict[str, bool] = {}
+        self.alerted: dict[str, float] = {}
+        self.scores: dict[str, float] = {}
         # The newest ``max_evidence`` event ids, oldest first (a list: a deque costs ~620
         # bytes even when it holds one id; checkpoints holding a deque still work).
         self.recent_events: list[str] | deque[str] = []
 
-    @property
-    def labels(self) -> dict[str, bool]:
-        """The analyst's last verdict per pattern."""
-        labels = self._labels
-        if labels is None:
-            labels = self._labels = {}
-        return labels
-
-    @labels.setter
-    def labels(self, value: dict[str, bool]) -> None:
-        self._labels = value
-
-    @property
-    def alerted(self) -> dict[str, float]:
-        """Event time of the last alert per cool-down key (the policy keeps it)."""
-        alerted = self._alerted
-        if alerted is None:
-            alerted = self._alerted = {}
-        return alerted
-
-    @alerted.setter
-    def alerted(self, value: dict[str, float]) -> None:
-        self._alerted = value
-
-    @property
-    def scores(self) -> dict[str, float]:
-        """The pattern scores of the last view that had a finding (empty after one without)."""
-        scores = self._scores
-        if scores is None:
-            scores = self._scores = {}
-        return scores
-
-    @scores.setter
-    def scores(self, value: dict[str, float]) -> None:
-        self._scores = value
-
     def clear_scores(self) -> None:
-        """Forget the last scores (a view without findings), without making a dict."""
-        if self._scores:
-            self._scores = None
+        """Forget the last scores (a view without findings)."""
+        if self.scores:
+            self.scores = {}
 
     def observe(self, view: View, event: Event, settings: DetectionSettings) -> list[View]:
         """Fold one event into the state; returns views to route onward (usually none)."""
@@ -132,9 +94,12 @@ class EntityState:
         if ts > self.last_ts:
             self.last_ts = ts
         recent = self.recent_events
-        recent.append(event.event_id)
-        if len(recent) > self.max_evidence:
-            del recent[0]
+        if recent:
+            recent.append(event.event_id)
+            if len(recent) > self.max_evidence:
+                del recent[0]
+        else:
+            self.recent_events = [event.event_id]  # sized to one id, not four
         return self.update(view, event, settings)
 
     def update(self, view: View, event: Event, settings: DetectionSettings) -> list[View]:
