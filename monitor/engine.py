@@ -7,7 +7,6 @@ into its shard, routing onward views back to the routed topic).
 
 from __future__ import annotations
 
-from collections import deque
 from typing import TYPE_CHECKING
 
 from monitor.routing import View, placements, shard_of
@@ -28,16 +27,24 @@ class Engine:
     def process(self, event: Event) -> list[Outcome]:
         """Every outcome of ``event``, its primary view's (with the decision) first.
 
-        Views a shard routes onward are folded right after the view that produced them,
-        which is where they land in the routed log when events arrive one at a time.
+        Views a shard routes onward are folded right after the view that produced them
+        (depth first), which is where they land in the routed log when events arrive one
+        at a time.
         """
-        outcomes = []
-        pending: deque[tuple[View, int]] = deque(placements(event, self.partitions))
-        while pending:
-            view, shard = pending.popleft()
-            outcome = self.shards[shard].process(view, event)
+        outcomes: list[Outcome] = []
+        shards = self.shards
+        for view, shard in placements(event, self.partitions):
+            outcome = shards[shard].process(view, event)
             if outcome is not None:
                 outcomes.append(outcome)
-                pending.extendleft((onward, shard_of(onward, self.partitions))
-                                   for onward in reversed(outcome.forwards))
+                if outcome.forwards:
+                    self._forward(outcome.forwards, event, outcomes)
         return outcomes
+
+    def _forward(self, forwards: list[View], event: Event, outcomes: list[Outcome]) -> None:
+        for view in forwards:
+            outcome = self.shards[shard_of(view, self.partitions)].process(view, event)
+            if outcome is not None:
+                outcomes.append(outcome)
+                if outcome.forwards:
+                    self._forward(outcome.forwards, event, outcomes)

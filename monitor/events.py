@@ -95,6 +95,8 @@ Event = Payment | LoanDisbursal | Label
 
 def _identifier(data: dict[str, Any], name: str, *, required: bool = True) -> str | None:
     value = data.get(name)
+    if type(value) is str and 0 < len(value) <= MAX_ID_LENGTH:
+        return value  # the common case, checked first
     if value is None:
         if required:
             raise InvalidEvent(f"missing field '{name}'")
@@ -107,14 +109,19 @@ def _identifier(data: dict[str, Any], name: str, *, required: bool = True) -> st
 
 
 def _required_id(data: dict[str, Any], name: str) -> str:
-    value = _identifier(data, name)
-    assert value is not None  # noqa: S101 - _identifier raises when a required id is missing
-    return value
+    value = data.get(name)
+    if type(value) is str and 0 < len(value) <= MAX_ID_LENGTH:
+        return value
+    checked = _identifier(data, name)
+    assert checked is not None  # noqa: S101 - _identifier raises when a required id is missing
+    return checked
 
 
 def _amount(data: dict[str, Any], name: str, *, default: float | None = None,
             allow_zero: bool = False) -> float:
     value = data.get(name)
+    if type(value) is float and 0.0 < value <= MAX_AMOUNT:
+        return value  # the common case, checked first
     if value is None:
         if default is not None:
             return default
@@ -131,12 +138,30 @@ def _amount(data: dict[str, Any], name: str, *, default: float | None = None,
     return number
 
 
+_HOURS: dict[str, int] = {}
+"""Epoch seconds of ``YYYY-MM-DDTHH:00:00+hh:mm`` per date, hour and offset text, for times
+that passed the full check once (``value[:13] + value[19:]`` of a 25-character time)."""
+_HOURS_MAX = 1 << 16
+_SIXTY = {f"{number:02d}": number for number in range(60)}
+_CURRENCIES: set[str] = set()
+"""Currency codes already validated (a handful in practice)."""
+
+
 def _timestamp(data: dict[str, Any]) -> tuple[float, str]:
     value = data.get("ts")
+    if type(value) is str and len(value) == 25 and value[13] == ":" and value[16] == ":":
+        # Whole seconds with a numeric offset in an hour already seen: the hour's epoch plus
+        # minutes and seconds, exactly what ``fromisoformat(...).timestamp()`` gives.
+        base = _HOURS.get(value[:13] + value[19:])
+        minute, second = _SIXTY.get(value[14:16]), _SIXTY.get(value[17:19])
+        if base is not None and minute is not None and second is not None:
+            return float(base + minute * 60 + second), value
     if value is None:
         raise InvalidEvent("missing field 'ts'")
     if not isinstance(value, str) or not _RFC3339.match(value):
         raise InvalidEvent("field 'ts' must be an RFC 3339 time with an offset")
+    if len(value) == 25 and value[19] in "+-":
+        _remember_hour(value[:13] + value[19:])
     try:
         parsed = datetime.fromisoformat(value.replace("z", "Z"))
     except ValueError as exc:
@@ -144,10 +169,25 @@ def _timestamp(data: dict[str, Any]) -> tuple[float, str]:
     return parsed.timestamp(), value
 
 
+def _remember_hour(key: str) -> None:
+    """Cache the epoch of ``key``'s hour (``YYYY-MM-DDTHH+hh:mm``) when it is a valid time."""
+    try:
+        base = datetime.fromisoformat(f"{key[:13]}:00:00{key[13:]}").timestamp()
+    except ValueError:
+        return
+    if len(_HOURS) >= _HOURS_MAX:
+        _HOURS.clear()
+    _HOURS[key] = int(base)
+
+
 def _currency(data: dict[str, Any]) -> str:
     value = data.get("currency", "CNY")
+    if type(value) is str and value in _CURRENCIES:
+        return value
     if not isinstance(value, str) or not _CURRENCY.match(value):
         raise InvalidEvent("field 'currency' must be an ISO 4217 code like 'CNY'")
+    if len(_CURRENCIES) < 256:
+        _CURRENCIES.add(value)
     return value
 
 

@@ -9,8 +9,10 @@ from typing import Any
 
 from monitor.events import Event
 
-_last_text: list[Any] = [-1, ""]
-"""The last millisecond formatted and its text: a decision per event needs no new one."""
+_last_text: list[Any] = [-1, "", -1, ""]
+"""The last millisecond formatted and its text, and the last second and its text: a
+decision per event needs no new text, and a new millisecond only new digits."""
+_MILLIS = tuple(f".{rest:03d}Z" for rest in range(1000))
 
 
 def now_text() -> str:
@@ -19,8 +21,10 @@ def now_text() -> str:
     cached = _last_text
     if millis != cached[0]:
         seconds, rest = divmod(millis, 1000)
-        stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        cached[0], cached[1] = millis, f"{stamp}.{rest:03d}Z"
+        if seconds != cached[2]:
+            cached[2] = seconds
+            cached[3] = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        cached[0], cached[1] = millis, cached[3] + _MILLIS[rest]
     text: str = cached[1]
     return text
 
@@ -40,7 +44,7 @@ def decision(event: Event, entities: list[dict[str, str]], scores: dict[str, flo
         "topic": event.kind,
         "ts": event.ts_text,
         "entities": entities,
-        "scores": {name: round(value, 6) for name, value in scores.items()},
+        "scores": {name: round(value, 6) if value else value for name, value in scores.items()},
         "alert_ids": alert_ids,
         "model_version": model_version,
         "processed_at": now_text(),

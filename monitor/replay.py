@@ -80,29 +80,31 @@ def replay(path: Path, out_dir: Path, engine: Engine, max_bytes: int = 65536) ->
             (out_dir / name).touch()
     except OSError as exc:
         raise ReplayOutputError(f"cannot write to {out_dir}: {exc.strerror or exc}") from exc
-    counts = {"events": 0, "decisions": 0, "alerts": 0, "dead": 0}
+    events = decided = alerted = dead_letters = 0
     started = time.perf_counter()
     with (out_dir / "decisions.jsonl").open("wb") as decisions, \
          (out_dir / "alerts.jsonl").open("wb") as alerts, \
          (out_dir / "dead-letter.jsonl").open("wb") as dead:
+        write_decision, write_alert, process = decisions.write, alerts.write, engine.process
+        dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
         for number, line in _lines(path):
-            counts["events"] += 1
+            events += 1
             try:
                 event = _event(line, max_bytes)
             except InvalidEvent as exc:
                 _write(dead, dead_letter(line.rstrip(b"\r\n"), str(path), None, number,
                                          exc.reason))
-                counts["dead"] += 1
+                dead_letters += 1
                 continue
-            for outcome in engine.process(event):
+            for outcome in process(event):
                 if outcome.decision is not None:
-                    _write(decisions, outcome.decision)
-                    counts["decisions"] += 1
+                    write_decision(dumps(outcome.decision, option=newline))
+                    decided += 1
                 for alert in outcome.alerts:
-                    _write(alerts, alert)
-                    counts["alerts"] += 1
-    return ReplaySummary(counts["events"], counts["decisions"], counts["alerts"],
-                         counts["dead"], time.perf_counter() - started)
+                    write_alert(dumps(alert, option=newline))
+                    alerted += 1
+    return ReplaySummary(events, decided, alerted, dead_letters,
+                         time.perf_counter() - started)
 
 
 def _write(handle: IO[bytes], record: dict[str, Any]) -> None:

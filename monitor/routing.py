@@ -11,7 +11,6 @@ onward (a rollover found on the borrower's shard updates both lenders).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 from monitor.events import Event, Label, LoanDisbursal, Payment
 from monitor.partitioning import partition_for
@@ -76,14 +75,27 @@ def entities(event: Event) -> list[dict[str, str]]:
             if v.entity_type != "event"]
 
 
-@lru_cache(maxsize=1 << 18)
-def _shard_of_key(key: str, partitions: int) -> int:
-    return partition_for(key, partitions)
+_SHARDS: dict[int, dict[str, int]] = {}
+"""Per partition count, the shard of each recently seen key (murmur2 is pure Python)."""
+_SHARDS_MAX = 1 << 18
+
+
+def shard_of_key(key: str, partitions: int) -> int:
+    """The shard (routed-topic partition) that owns the entity with shard key ``key``."""
+    cache = _SHARDS.get(partitions)
+    if cache is None:
+        cache = _SHARDS[partitions] = {}
+    shard = cache.get(key)
+    if shard is None:
+        if len(cache) >= _SHARDS_MAX:
+            cache.clear()
+        shard = cache[key] = partition_for(key, partitions)
+    return shard
 
 
 def shard_of(view: View, partitions: int) -> int:
     """The shard (routed-topic partition) that owns ``view``'s entity."""
-    return _shard_of_key(view.key, partitions)
+    return shard_of_key(view.key, partitions)
 
 
 def placements(event: Event, partitions: int) -> list[tuple[View, int]]:
@@ -93,7 +105,22 @@ def placements(event: Event, partitions: int) -> list[tuple[View, int]]:
     transaction, so besides its primary view it goes, as a ``label_copy``, to every other
     shard; the one that remembers the transaction learns from it.
     """
-    placed = [(view, shard_of(view, partitions)) for view in views(event)]
+    if isinstance(event, Payment):  # nearly every event: views and shards in one go
+        payer, payee = event.payer, event.payee
+        placed = [(View("payer", "account", payer, True),
+                   shard_of_key(f"account:{payer}", partitions))]
+        if payee != payer:
+            placed.append((View("payee", "account", payee, False),
+                           shard_of_key(f"account:{payee}", partitions)))
+        if event.borrower is not None:
+            placed.append((View("repayment", "borrower", event.borrower, False),
+                           shard_of_key(f"borrower:{event.borrower}", partitions)))
+        if event.device_id is not None:
+            placed.append((View("device", "device", event.device_id, False),
+                           shard_of_key(f"device:{event.device_id}", partitions)))
+        return placed
+    placed = [(view, shard_of_key(f"{view.entity_type}:{view.entity}", partitions))
+              for view in views(event)]
     if isinstance(event, Label) and event.target_event_id is not None:
         home = placed[0][1]
         copy = View("label_copy", "event", event.target_event_id, False)

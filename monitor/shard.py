@@ -47,6 +47,15 @@ def model_version(settings: Settings) -> str:
 
 
 _NOTHING = Verdict({}, [])
+_ZEROS: dict[tuple[str, ...], Verdict] = {}
+
+
+def _zero(patterns: tuple[str, ...]) -> Verdict:
+    """The verdict without findings: every pattern scores 0, no alerts (shared, read-only)."""
+    verdict = _ZEROS.get(patterns)
+    if verdict is None:
+        verdict = _ZEROS[patterns] = Verdict(dict.fromkeys(patterns, 0.0), [])
+    return verdict
 
 
 @dataclass(slots=True)
@@ -96,25 +105,30 @@ class Shard:
             self.applied_offset = offset
         if self.dedup_window:
             token = f"{event.event_id}\x1f{view.role}"
-            if token in self.seen:
+            seen = self.seen
+            if token in seen:
                 return None
-            self.seen[token] = None
-            if len(self.seen) > self.dedup_window:
-                self.seen.popitem(last=False)
+            seen[token] = None
+            if len(seen) > self.dedup_window:
+                seen.popitem(last=False)
         self.processed += 1
-        self.watermark = max(self.watermark, event.ts)
+        ts = event.ts
+        if ts > self.watermark:
+            self.watermark = ts
         if not self.started:
-            self.started = event.ts
+            self.started = ts
         if self.processed % self.eviction_every == 0:
             self.evict_idle()
         forwards: list[View] = []
         verdict = self._score(view, event, forwards)
+        alerts = verdict.alerts
         record = None
         if view.primary:
             record = decision(event, entities(event), verdict.scores,
-                              [alert["alert_id"] for alert in verdict.alerts],
+                              [alert["alert_id"] for alert in alerts] if alerts else [],
                               self.model_version)
-        return Outcome(record, verdict.alerts, forwards)
+        # The zero verdicts are shared: every outcome gets a list of its own.
+        return Outcome(record, alerts if alerts else [], forwards)
 
     def _score(self, view: View, event: Event, forwards: list[View]) -> Verdict:
         if isinstance(event, Label):
@@ -123,18 +137,20 @@ class Shard:
         family = FAMILIES.get(view.entity_type)
         if family is None:
             return _NOTHING
-        state = self.entities.get(view.key)
+        key = f"{view.entity_type}:{view.entity}"
+        state = self.entities.get(key)
         if state is None:
-            state = self.entities[view.key] = family()
-        forwards.extend(state.observe(view, event, self.settings))
+            state = self.entities[key] = family()
         settings = self.settings
+        onward = state.observe(view, event, settings)
+        if onward:
+            forwards.extend(onward)
         candidate = state.candidate(event.ts, settings)
         model = self.models.get(family.family)
         learning = model is not None and model.turn()
         if not (candidate or learning):
-            if state.scores:
-                state.scores = {}
-            return Verdict(dict.fromkeys(family.patterns, 0.0), [])
+            state.clear_scores()
+            return _zero(family.patterns)
         features = state.features(event.ts, settings)
         if candidate:
             features["observed_days"] = (event.ts - self.started) / DAY
@@ -148,9 +164,8 @@ class Shard:
                 self._watch_drift(family.family,
                                   max((f.strength for f in findings), default=0.0), event.ts)
         if not findings:
-            if state.scores:
-                state.scores = {}
-            return Verdict(dict.fromkeys(family.patterns, 0.0), [])
+            state.clear_scores()
+            return _zero(family.patterns)
         labels = self.label_models.get(family.family)
         supervised = None
         if labels is not None:
@@ -160,7 +175,7 @@ class Shard:
                                     supervised)
         state.scores = verdict.scores
         remembered = Remembered(event.ts, family.family, features, verdict.scores)
-        self.memory.put(view.key, remembered)
+        self.memory.put(key, remembered)
         if view.primary:
             self.memory.put(f"event:{event.event_id}", remembered)
         return verdict

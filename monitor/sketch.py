@@ -14,6 +14,11 @@ BITS = 1024
 _MASK = BITS - 1
 
 
+_CACHE_MAX = 1 << 16
+_cache: dict[str, int] = {}
+"""Bits of recently hashed items: busy counterparties (merchants, hubs) recur."""
+
+
 def _bits(item: str) -> int:
     data = item.encode()
     first = crc32(data)
@@ -23,5 +28,9 @@ def _bits(item: str) -> int:
 
 def seen_before(sketch: int, item: str) -> tuple[bool, int]:
     """Whether ``item`` is (probably) in ``sketch``, and the sketch with it added."""
-    bits = _bits(item)
+    bits = _cache.get(item)
+    if bits is None:
+        if len(_cache) >= _CACHE_MAX:
+            _cache.clear()
+        bits = _cache[item] = _bits(item)
     return sketch & bits == bits, sketch | bits

@@ -3,54 +3,101 @@
 A window keeps its entries in arrival order and evicts from the left whatever is older
 than the horizon, so a sum or a distinct count costs O(1) per query instead of a scan.
 Entries that arrive late (older than the newest) are still counted until they age out.
+
+Entries live in a plain list: an account's windows hold a handful of entries and are
+created and dropped all the time, and a list costs a tenth of a ``deque`` in memory
+(64 bytes against ~620 for one entry). Checkpoints written when they were deques are
+converted on restore.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
+
+
+def _as_list(state: Any) -> Any:
+    """Restore hook for slotted windows: (None, slots) with ``entries`` as a list."""
+    if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], dict):
+        slots = dict(state[1])
+        if isinstance(slots.get("entries"), deque):
+            slots["entries"] = list(slots["entries"])
+        return slots
+    return state
 
 
 class FlowWindow:
-    """Money flows of one direction: total amount, count, distinct counterparties."""
+    """Money flows of one direction: total amount, count, distinct counterparties.
+
+    ``parties`` counts entries per counterparty; it is ``None`` while the window has
+    held a single entry only (most windows), which saves a dict per window.
+    """
 
     __slots__ = ("entries", "flagged", "parties", "total")
 
     def __init__(self) -> None:
         # (ts, amount, counterparty, flagged)
-        self.entries: deque[tuple[float, float, str, bool]] = deque()
+        self.entries: list[tuple[float, float, str, bool]] = []
         self.total = 0.0
         self.flagged = 0.0
-        self.parties: dict[str, int] = {}
+        self.parties: dict[str, int] | None = None
+
+    def __setstate__(self, state: Any) -> None:
+        for name, value in _as_list(state).items():
+            setattr(self, name, value)
 
     def add(self, ts: float, amount: float, party: str, flagged: bool = False,
             cap: int = 512) -> None:
-        if len(self.entries) >= cap:
-            self._pop()
-        self.entries.append((ts, amount, party, flagged))
+        entries = self.entries
+        if len(entries) >= cap:
+            self._drop(1)
+        parties = self.parties
+        if not entries:
+            self.entries = [(ts, amount, party, flagged)]  # sized to one entry, not four
+        else:
+            if parties is None:
+                parties = self.parties = {entries[0][2]: 1}
+            entries.append((ts, amount, party, flagged))
         self.total += amount
         if flagged:
             self.flagged += amount
-        self.parties[party] = self.parties.get(party, 0) + 1
+        if parties is not None:
+            parties[party] = parties.get(party, 0) + 1
 
     def evict(self, oldest: float) -> bool:
         """Drop entries older than ``oldest``; True when the window is then empty."""
         entries = self.entries
-        while entries and entries[0][0] < oldest:
-            self._pop()
+        if not entries:
+            return True
+        if entries[0][0] >= oldest:
+            return False
+        count = 1
+        size = len(entries)
+        while count < size and entries[count][0] < oldest:
+            count += 1
+        self._drop(count)
         return not entries
 
-    def _pop(self) -> None:
-        _, amount, party, flagged = self.entries.popleft()
-        self.total -= amount
-        if flagged:
-            self.flagged -= amount
-        left = self.parties[party] - 1
-        if left:
-            self.parties[party] = left
+    def _drop(self, count: int) -> None:
+        """Drop the ``count`` oldest entries, undoing their sums one by one, in order."""
+        entries, parties = self.entries, self.parties
+        total, flagged_total = self.total, self.flagged
+        for _, amount, party, flagged in entries[:count]:
+            total -= amount
+            if flagged:
+                flagged_total -= amount
+            if parties is not None:
+                left = parties[party] - 1
+                if left:
+                    parties[party] = left
+                else:
+                    del parties[party]
+        del entries[:count]
+        if entries:
+            self.total, self.flagged = total, flagged_total
         else:
-            del self.parties[party]
-        if not self.entries:
             self.total = self.flagged = 0.0  # no float residue once empty
+            self.parties = None
 
     @property
     def count(self) -> int:
@@ -58,7 +105,8 @@ class FlowWindow:
 
     @property
     def distinct(self) -> int:
-        return len(self.parties)
+        parties = self.parties
+        return len(self.entries) if parties is None else len(parties)
 
     def __bool__(self) -> bool:
         return bool(self.entries)
@@ -70,17 +118,26 @@ class TimeWindow:
     __slots__ = ("entries",)
 
     def __init__(self) -> None:
-        self.entries: deque[tuple[float, str]] = deque()
+        self.entries: list[tuple[float, str]] = []
+
+    def __setstate__(self, state: Any) -> None:
+        for name, value in _as_list(state).items():
+            setattr(self, name, value)
 
     def add(self, ts: float, tag: str = "", cap: int = 512) -> None:
         if len(self.entries) >= cap:
-            self.entries.popleft()
+            del self.entries[0]
         self.entries.append((ts, tag))
 
     def evict(self, oldest: float) -> None:
         entries = self.entries
-        while entries and entries[0][0] < oldest:
-            entries.popleft()
+        if not entries or entries[0][0] >= oldest:
+            return
+        count = 1
+        size = len(entries)
+        while count < size and entries[count][0] < oldest:
+            count += 1
+        del entries[:count]
 
     @property
     def count(self) -> int:

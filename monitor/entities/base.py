@@ -77,14 +77,29 @@ class EntityState:
         self.labels: dict[str, bool] = {}
         self.alerted: dict[str, float] = {}
         self.scores: dict[str, float] = {}
-        self.recent_events: deque[str] = deque(maxlen=self.max_evidence)
+        # The newest ``max_evidence`` event ids, oldest first (a list: a deque costs ~620
+        # bytes even when it holds one id; checkpoints holding a deque still work).
+        self.recent_events: list[str] | deque[str] = []
+
+    def clear_scores(self) -> None:
+        """Forget the last scores (a view without findings)."""
+        if self.scores:
+            self.scores = {}
 
     def observe(self, view: View, event: Event, settings: DetectionSettings) -> list[View]:
         """Fold one event into the state; returns views to route onward (usually none)."""
+        ts = event.ts
         if self.first_ts is None:
-            self.first_ts = event.ts
-        self.last_ts = max(self.last_ts, event.ts)
-        self.recent_events.append(event.event_id)
+            self.first_ts = ts
+        if ts > self.last_ts:
+            self.last_ts = ts
+        recent = self.recent_events
+        if recent:
+            recent.append(event.event_id)
+            if len(recent) > self.max_evidence:
+                del recent[0]
+        else:
+            self.recent_events = [event.event_id]  # sized to one id, not four
         return self.update(view, event, settings)
 
     def update(self, view: View, event: Event, settings: DetectionSettings) -> list[View]:

@@ -50,24 +50,28 @@ class DeviceState(EntityState):
             account, payee, amount = event.account, "", 0.0
         else:
             return []
-        stats = self.accounts.get(account)
+        accounts = self.accounts
+        stats = accounts.get(account)
         if stats is None:
-            if len(self.accounts) >= _MAX_ACCOUNTS:
+            if len(accounts) >= _MAX_ACCOUNTS:
                 return []
-            stats = self.accounts[account] = [0.0, 0.0]
+            stats = accounts[account] = [0.0, 0.0]
         if payee:
             stats[0] += 1
             stats[1] += amount
             self.total_payments += 1
             self.total_amount += amount
-            payers = self.payees.get(payee)
-            if payers is None and len(self.payees) < _MAX_PAYEES:
-                payers = self.payees[payee] = set()
-            if payers is not None:
-                payers.add(account)
-                self.payee_payments[payee] = self.payee_payments.get(payee, 0) + 1
-                if len(payers) > self.hub_payers:
-                    self.hub, self.hub_payers = payee, len(payers)
+            payees = self.payees
+            payers = payees.get(payee)
+            if payers is None:
+                if len(payees) >= _MAX_PAYEES:
+                    return []
+                payers = payees[payee] = set()
+            payers.add(account)
+            counts = self.payee_payments
+            counts[payee] = counts.get(payee, 0) + 1
+            if len(payers) > self.hub_payers:
+                self.hub, self.hub_payers = payee, len(payers)
         return []
 
     def candidate(self, now: float, settings: DetectionSettings) -> bool:
@@ -95,11 +99,12 @@ class DeviceState(EntityState):
                     * ramp(features["hub_payment_share"], 0.3, 0.6)
                     * (1 - ramp(features["payments_per_account"], 8, 25))
                     * (1 - ramp(features["mean_payment"], 3000, 20000)))
-        hub_payers = self.payees.get(self.hub, set())
+        hub_payers = self.payees.get(self.hub, ())
+        targets = [("account", account) for account in sorted(hub_payers)]
+        targets.append(("account", self.hub))
         return [Finding("fake_account", strength, (
             Reason("accounts_on_device", accounts, "typical <= 3"),
             Reason("share_feeding_one_hub", features["hub_share"], "typical < 0.3"),
             Reason("payments_to_hub_share", features["hub_payment_share"], "typical < 0.2"),
             Reason("payments_per_account", features["payments_per_account"], "typical > 20"),
-        ), targets=(*(("account", account) for account in sorted(hub_payers)),
-                    ("account", self.hub)))]
+        ), targets=tuple(targets))]

@@ -643,3 +643,36 @@ def test_label_pattern_must_be_a_known_pattern(pattern: object) -> None:
             "entity_type": "account", "pattern": pattern, "confirmed": True}
     with pytest.raises(InvalidEvent, match="'pattern' must be one of"):
         from_dict(LABELS, data)
+
+
+_STAMP_PARTS = st.tuples(
+    st.sampled_from([1, 1970, 2000, 2024, 2026, 2038, 9999]), st.integers(0, 13),
+    st.integers(0, 32), st.sampled_from("Tt :"), st.integers(0, 25), st.integers(0, 61),
+    st.integers(0, 61), st.sampled_from(["", ".5", ".123456", ".123456789"]),
+    st.sampled_from(["Z", "z", "+08:00", "-05:30", "+23:59", "+24:00", "+08:60", ":08:00",
+                     "+00:00", "-00:00"]),
+    st.sampled_from(["", "", "+1", "1 ", "\u0663" "4", "5x"]),
+)
+
+
+@given(_STAMP_PARTS)
+@settings(max_examples=400)
+def test_timestamp_equals_fromisoformat_whether_or_not_its_hour_is_cached(
+        parts: tuple[Any, ...]) -> None:
+    year, month, day, sep, hour, minute, second, fraction, offset, junk = parts
+    text = f"{year:04d}-{month:02d}-{day:02d}{sep}{hour:02d}:{minute:02d}:{second:02d}"
+    text = f"{text}{fraction}{offset}"
+    if junk:  # a malformed minute: digits the hour cache must not take on trust
+        text = text[:14] + junk + text[16:]
+    expected: float | None = None
+    if events._RFC3339.match(text):
+        try:
+            expected = datetime.fromisoformat(text.replace("z", "Z")).timestamp()
+        except ValueError:
+            expected = None
+    for _ in range(2):  # the first call may fill the hour cache, the second uses it
+        try:
+            got: float | None = events._timestamp({"ts": text})[0]
+        except InvalidEvent:
+            got = None
+        assert repr(got) == repr(expected)

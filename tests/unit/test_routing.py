@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,7 @@ from monitor.events import (
     from_dict,
 )
 from monitor.partitioning import partition_for
-from monitor.routing import View, entities, shard_of, views
+from monitor.routing import View, entities, placements, shard_of, views
 
 FUZZ = settings(max_examples=200, deadline=None, database=None)
 TS = "2026-01-05T10:00:00+08:00"
@@ -196,3 +197,13 @@ def test_views_follow_the_routing_rules(event: Event) -> None:
     first = views(event)[0]
     assert (first.role, first.entity_type, first.entity) == primary
 
+
+
+@pytest.mark.parametrize("event", [
+    payment(), payment(payee="a"), payment(device_id="dev-1"), payment(payee="a", device_id="d"),
+    payment(channel="loan_repayment", loan_id="L1", borrower="bob"), disbursal(),
+])
+def test_placements_are_the_views_with_their_shards(event: Event) -> None:
+    placed = placements(event, 4)
+    assert [view for view, _ in placed] == views(event)
+    assert [shard for _, shard in placed] == [shard_of(view, 4) for view in views(event)]
