@@ -1,0 +1,326 @@
+"""The worker's consumer loop: ingest and score on one plain aiokafka consumer.
+
+One consumer in the group ``kafka.app_id`` reads the input topics and the routed
+topic, ``getmany`` in bounded batches, and handles each batch without yielding to the
+event loop except where the producer pushes back:
+
+* **ingest** (input topics) validates each message, dead-letters what breaks the
+  contract, and routes one envelope per entity view to the routed topic, on the
+  partition (shard) that owns the entity. At-least-once: an input offset is committed
+  only after the producer has flushed everything it produced.
+* **score** (routed topic) folds each partition into its :class:`~monitor.shard.Shard`
+  and emits decisions, alerts and onward views. A routed offset is committed only after
+  the checkpoint that holds its effects is durable (:mod:`streams.shards`).
+
+Outputs are enqueued on the producer without awaiting each delivery; a checkpoint
+flushes the producer (and checks every delivery) before it saves shards and commits.
+faust's per-message machinery (tasks, streams, acks) costs about ten times the domain
+code per record, which is why this loop does not run as a faust agent; the faust app
+still hosts it (start-up, timers, web server, shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from monitor import envelope, events
+from monitor.errors import CheckpointError, InvalidEvent
+from monitor.records import dead_letter
+from monitor.routing import placements, shard_of
+from streams.topics import kind_by_topic
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from aiokafka.structs import ConsumerRecord
+
+    from monitor.alertstore import AlertStore
+    from monitor.config import Settings
+    from monitor.metrics import Metrics
+    from streams.shards import ShardManager
+
+logger = logging.getLogger(__name__)
+
+#: Records per ``getmany``: one batch's synchronous work (about 50 us a record) stays
+#: far below the session timeout, and the loop yields between batches.
+MAX_BATCH = 2_000
+POLL_MS = 100
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.pipeline.revoke(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.pipeline.assign(assigned)
+
+
+class Pipeline:
+    """Consumer, producer and loop of one worker: opened by :meth:`start`, closed by
+    :meth:`stop`; :meth:`checkpoint` runs on the app's timer."""
+
+    def __init__(self, settings: Settings, manager: ShardManager, metrics: Metrics,
+                 store: AlertStore) -> None:
+        self.settings, self.manager, self.metrics, self.store = settings, manager, metrics, store
+        self.kinds = kind_by_topic(settings)
+        self.routed = settings.kafka.topic("routed")
+        self.decisions_topic = settings.kafka.topic("decisions")
+        self.alerts_topic = settings.kafka.topic("alerts")
+        self.dead_topic = settings.kafka.topic("dead_letter")
+        self.partitions = settings.kafka.partitions
+        self.max_bytes = settings.processing.max_event_bytes
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.owned: set[int] = set()
+        self.broken: set[int] = set()          # shards whose checkpoint cannot be read
+        self.ingested: dict[TopicPartition, int] = {}   # input tp -> next offset, sent
+        self.committed: dict[TopicPartition, int] = {}
+        self.durable: dict[TopicPartition, int] = {}    # safe to commit, not yet committed
+        self.deliveries: list[asyncio.Future[Any]] = []
+        self.rebalancing = True
+        self.running = False
+        self.task: asyncio.Task[None] | None = None
+        self.on_crash: Callable[[BaseException], Awaitable[None]] | None = None
+
+    # lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        kafka = self.settings.kafka
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=kafka.bootstrap_servers, client_id=f"{kafka.app_id}-worker",
+            acks="all", linger_ms=5, max_batch_size=256 * 1024,
+            max_request_size=4 << 20)
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=kafka.bootstrap_servers, group_id=kafka.app_id,
+            client_id=f"{kafka.app_id}-worker", enable_auto_commit=False,
+            auto_offset_reset="earliest", fetch_max_bytes=16 << 20,
+            session_timeout_ms=int(kafka.session_timeout_seconds * 1000),
+            heartbeat_interval_ms=int(kafka.heartbeat_interval_seconds * 1000))
+        await self.producer.start()
+        await self.consumer.start()
+        self.consumer.subscribe([*self.kinds, self.routed], listener=_Listener(self))
+        self.running = True
+        self.task = asyncio.create_task(self._run(), name="fraudmon-pipeline")
+
+    async def stop(self) -> None:
+        """Finish the batch in hand, checkpoint every owned shard, commit, leave."""
+        self.running = False
+        if self.task is not None:
+            await asyncio.wait([self.task])
+        if self.consumer is not None and self.producer is not None:
+            try:
+                await self.checkpoint()
+                logger.info("final checkpoint done")
+            finally:
+                self.manager.release(set(self.owned))
+                self.owned.clear()
+                await self.consumer.stop()
+                await self.producer.stop()
+        self.consumer = self.producer = None
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.consumer.assignment()) if self.consumer is not None else set()
+
+    async def _run(self) -> None:
+        assert self.consumer is not None  # noqa: S101 - started
+        try:
+            while self.running:
+                batch = await self.consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_BATCH)
+                if not batch:
+                    continue
+                async with self.manager.lock:
+                    for tp, records in batch.items():
+                        if tp.topic == self.routed:
+                            await self._score(tp, records)
+                        else:
+                            await self._ingest(tp, records)
+                await asyncio.sleep(0)  # let heartbeats, timers and the web server run
+        except Exception as exc:
+            logger.critical("the consumer loop failed; stopping the worker", exc_info=True)
+            self.running = False
+            if self.on_crash is not None:
+                await self.on_crash(exc)
+            raise
+
+    # ingest ----------------------------------------------------------------------
+
+    async def _send(self, topic: str, key: bytes | None, value: bytes,
+                    partition: int | None = None) -> None:
+        assert self.producer is not None  # noqa: S101 - started
+        self.deliveries.append(await self.producer.send(topic, value, key, partition))
+
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+        letter = dead_letter(record.value, record.topic, record.partition, record.offset,
+                             reason)
+        await self._send(self.dead_topic, record.key, orjson.dumps(letter))
+
+    async def _dead_letter_bug(self, record: ConsumerRecord[bytes, bytes], stage: str,
+                               exc: Exception) -> None:
+        """A record our own code failed on: log where (never the record), dead-letter it."""
+        logger.exception("%s %s[%d]@%d failed", stage, record.topic, record.partition,
+                         record.offset)
+        await self._dead_letter(record, f"internal error while {stage}: {type(exc).__name__}")
+
+    async def _ingest(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]],
+                      ) -> None:
+        kind = self.kinds[tp.topic]
+        valid, dead = self.metrics.valid[kind], self.metrics.dead_lettered[kind]
+        routed, partitions, max_bytes = self.routed, self.partitions, self.max_bytes
+        for record in records:
+            try:
+                parsed = events.parse(kind, record.value, max_bytes=max_bytes)
+            except InvalidEvent as exc:
+                await self._dead_letter(record, exc.reason)
+                dead.inc()
+                continue
+            except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream
+                await self._dead_letter_bug(record, "validating", exc)
+                dead.inc()
+                continue
+            valid.inc()
+            arrived = record.timestamp / 1000
+            for view, shard in placements(parsed, partitions):
+                await self._send(routed, view.key.encode(),
+                                 envelope.encode(view, parsed, arrived), shard)
+        self.ingested[tp] = records[-1].offset + 1
+
+    # score -----------------------------------------------------------------------
+
+    async def _score(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]],
+                     ) -> None:
+        shard_id = tp.partition
+        if shard_id not in self.owned or shard_id in self.broken:
+            return  # revoked while fetched: its new owner folds it
+        try:
+            shard = self.manager.shard(shard_id)
+        except CheckpointError:
+            # Not the records' fault: stop consuming this shard rather than lose state.
+            logger.critical("shard %d cannot be restored; not consuming it", shard_id,
+                            exc_info=True)
+            self.broken.add(shard_id)
+            assert self.consumer is not None  # noqa: S101 - started
+            self.consumer.pause(tp)
+            return
+        metrics, store = self.metrics, self.store
+        drift_before = dict(shard.drift_detections)
+        for record in records:
+            try:
+                view, parsed, arrived = envelope.decode_with_arrival(record.value)
+            except InvalidEvent as exc:
+                await self._dead_letter(record, exc.reason)
+                continue
+            try:
+                outcome = shard.process(view, parsed, record.offset)
+            except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream
+                await self._dead_letter_bug(record, "scoring", exc)
+                continue
+            if outcome is None:
+                continue
+            # Onward views first: in the routed log they then precede anything caused by
+            # later events, as in replay (monitor.engine).
+            for onward in outcome.forwards:
+                await self._send(self.routed, onward.key.encode(),
+                                 envelope.encode(onward, parsed, arrived),
+                                 shard_of(onward, self.partitions))
+            if outcome.decision is not None:
+                await self._send(self.decisions_topic, parsed.event_id.encode(),
+                                 orjson.dumps(outcome.decision))
+                metrics.decided(parsed.kind, outcome.decision["scores"], arrived, parsed.ts,
+                                time.time())
+            for alert in outcome.alerts:
+                await self._send(self.alerts_topic, view.key.encode(), orjson.dumps(alert))
+                metrics.alert(alert["pattern"], alert["severity"])
+                store.put(alert, parsed.ts)
+        self.manager.advance(shard_id, records[-1].offset + 1)
+        if shard.drift_detections != drift_before:
+            for family, count in shard.drift_detections.items():
+                if count > drift_before.get(family, 0):
+                    metrics.drifted(family, count - drift_before.get(family, 0))
+
+    # checkpoint and rebalance ------------------------------------------------------
+
+    async def _flush(self) -> None:
+        """Wait for every output sent so far; a failed delivery stops the checkpoint."""
+        assert self.producer is not None  # noqa: S101 - started
+        await self.producer.flush()
+        deliveries, self.deliveries = self.deliveries, []
+        for delivery in deliveries:
+            if delivery.done() and not delivery.cancelled() and delivery.exception():
+                for other in deliveries:  # retrieve the rest: no "never retrieved" noise
+                    if other.done() and not other.cancelled():
+                        other.exception()
+                raise KafkaError(f"an output was not delivered: {delivery.exception()!r}")
+
+    async def checkpoint(self, only: set[int] | None = None) -> int:
+        """Flush outputs, save dirty shards (of ``only``), commit what is now safe.
+
+        Returns the number of shards saved.
+        """
+        if self.consumer is None or self.producer is None:
+            return 0
+        manager = self.manager
+        async with manager.saving:
+            started = time.perf_counter()
+            async with manager.lock:
+                if not (manager.dirty or self.durable) and self.ingested == self.committed:
+                    return 0
+                inputs = dict(self.ingested)
+                await self._flush()
+                snapshots = manager.snapshot(self.owned if only is None else only & self.owned)
+            self.durable.update(inputs)
+            saved = await manager.save(snapshots)
+            self.durable.update({TopicPartition(self.routed, snap.shard_id): snap.commit_offset
+                                 for snap in saved})
+            await self._commit()
+            if saved:
+                manager.checkpoints += 1
+                manager.last_checkpoint_seconds = time.perf_counter() - started
+            return len(saved)
+
+    async def _commit(self) -> None:
+        assert self.consumer is not None  # noqa: S101 - started
+        assigned = self.consumer.assignment()
+        offsets = {tp: offset for tp, offset in self.durable.items()
+                   if tp in assigned and self.committed.get(tp) != offset}
+        self.durable.clear()
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit(offsets)
+        except KafkaError as exc:
+            # The next checkpoint commits again; until then a restart re-reads a little
+            # more (skipped by applied offsets and the dedup window).
+            logger.warning("committing offsets failed: %r", exc)
+            for tp, offset in offsets.items():
+                self.durable.setdefault(tp, offset)
+            return
+        self.committed.update(offsets)
+
+    async def revoke(self, revoked: list[TopicPartition]) -> None:
+        """Before giving partitions up: checkpoint their shards and commit, then release."""
+        self.rebalancing = True
+        gone = {tp.partition for tp in revoked if tp.topic == self.routed}
+        await self.checkpoint(only=gone)
+        self.manager.release(gone)
+        self.owned.difference_update(gone)
+        self.broken.difference_update(gone)
+        for tp in revoked:
+            self.ingested.pop(tp, None)
+            self.committed.pop(tp, None)
+            self.durable.pop(tp, None)
+
+    def assign(self, assigned: list[TopicPartition]) -> None:
+        """Own the routed partitions assigned; their shards are restored on first use."""
+        self.owned = {tp.partition for tp in assigned if tp.topic == self.routed}
+        self.rebalancing = False
+        logger.info("owning shards %s", sorted(self.owned))
