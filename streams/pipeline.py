@@ -22,8 +22,10 @@ still hosts it (start-up, timers, web server, shutdown).
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -34,10 +36,11 @@ from monitor import envelope, events
 from monitor.errors import CheckpointError, InvalidEvent
 from monitor.records import dead_letter
 from monitor.routing import placements, shard_of
+from streams.outputs import Outputs
 from streams.topics import kind_by_topic
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Callable, Coroutine
 
     from aiokafka.structs import ConsumerRecord
 
@@ -52,6 +55,11 @@ logger = logging.getLogger(__name__)
 #: far below the session timeout, and the loop yields between batches.
 MAX_BATCH = 2_000
 POLL_MS = 100
+
+
+def _appended(record: ConsumerRecord[bytes, bytes]) -> int:
+    stamp: int = record.timestamp
+    return stamp
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -86,11 +94,15 @@ class Pipeline:
         self.ingested: dict[TopicPartition, int] = {}   # input tp -> next offset, sent
         self.committed: dict[TopicPartition, int] = {}
         self.durable: dict[TopicPartition, int] = {}    # safe to commit, not yet committed
-        self.deliveries: list[asyncio.Future[Any]] = []
+        self.outputs: Outputs | None = None
         self.rebalancing = True
         self.running = False
+        # After a failure mid-batch, shard state may hold effects whose outputs were never
+        # sent: nothing more is checkpointed or committed, a restart re-folds.
+        self.failed = False
         self.task: asyncio.Task[None] | None = None
-        self.on_crash: Callable[[BaseException], Awaitable[None]] | None = None
+        self.on_crash: Callable[[BaseException], Coroutine[Any, Any, None]] | None = None
+        self._crashing: asyncio.Task[None] | None = None
 
     # lifecycle -------------------------------------------------------------------
 
@@ -107,6 +119,9 @@ class Pipeline:
             session_timeout_ms=int(kafka.session_timeout_seconds * 1000),
             heartbeat_interval_ms=int(kafka.heartbeat_interval_seconds * 1000))
         await self.producer.start()
+        self.outputs = Outputs(self.producer)
+        await self.outputs.prepare(self.routed, self.decisions_topic, self.alerts_topic,
+                                   self.dead_topic)
         await self.consumer.start()
         self.consumer.subscribe([*self.kinds, self.routed], listener=_Listener(self))
         self.running = True
@@ -117,87 +132,107 @@ class Pipeline:
         self.running = False
         if self.task is not None:
             await asyncio.wait([self.task])
-        if self.consumer is not None and self.producer is not None:
+        consumer, producer = self.consumer, self.producer
+        if consumer is not None and producer is not None:
             try:
-                await self.checkpoint()
-                logger.info("final checkpoint done")
+                if not self.failed:
+                    saved = await self.checkpoint()
+                    logger.info("final checkpoint: %d shards saved", saved)
             finally:
+                self.consumer = self.producer = self.outputs = None
                 self.manager.release(set(self.owned))
                 self.owned.clear()
-                await self.consumer.stop()
-                await self.producer.stop()
-        self.consumer = self.producer = None
+                await consumer.stop()
+                await producer.stop()
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.consumer.assignment()) if self.consumer is not None else set()
 
     async def _run(self) -> None:
-        assert self.consumer is not None  # noqa: S101 - started
+        assert self.consumer is not None and self.outputs is not None  # noqa: S101 - started
         try:
             while self.running:
                 batch = await self.consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_BATCH)
                 if not batch:
                     continue
                 async with self.manager.lock:
+                    inputs = {tp: records for tp, records in batch.items()
+                              if tp.topic != self.routed}
+                    if inputs:
+                        self._ingest(inputs)
                     for tp, records in batch.items():
                         if tp.topic == self.routed:
-                            await self._score(tp, records)
-                        else:
-                            await self._ingest(tp, records)
+                            self._score(tp, records)
+                    await self.outputs.send()
                 await asyncio.sleep(0)  # let heartbeats, timers and the web server run
-        except Exception as exc:
-            logger.critical("the consumer loop failed; stopping the worker", exc_info=True)
-            self.running = False
-            if self.on_crash is not None:
-                await self.on_crash(exc)
-            raise
+        except Exception as exc:  # noqa: BLE001 - reported, and the worker stops
+            self._fail(exc, "the consumer loop failed")
+
+    def _fail(self, exc: BaseException, what: str) -> None:
+        logger.critical("%s; stopping the worker", what, exc_info=exc)
+        self.failed = True
+        self.running = False
+        if self.on_crash is not None and self._crashing is None:
+            self._crashing = asyncio.create_task(self.on_crash(exc))
 
     # ingest ----------------------------------------------------------------------
 
-    async def _send(self, topic: str, key: bytes | None, value: bytes,
-                    partition: int | None = None) -> None:
-        assert self.producer is not None  # noqa: S101 - started
-        self.deliveries.append(await self.producer.send(topic, value, key, partition))
-
-    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+    def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+        assert self.outputs is not None  # noqa: S101 - started
         letter = dead_letter(record.value, record.topic, record.partition, record.offset,
                              reason)
-        await self._send(self.dead_topic, record.key, orjson.dumps(letter))
+        self.outputs.add(self.dead_topic, record.key, orjson.dumps(letter))
 
-    async def _dead_letter_bug(self, record: ConsumerRecord[bytes, bytes], stage: str,
-                               exc: Exception) -> None:
+    def _dead_letter_bug(self, record: ConsumerRecord[bytes, bytes], stage: str,
+                         exc: Exception) -> None:
         """A record our own code failed on: log where (never the record), dead-letter it."""
         logger.exception("%s %s[%d]@%d failed", stage, record.topic, record.partition,
                          record.offset)
-        await self._dead_letter(record, f"internal error while {stage}: {type(exc).__name__}")
+        self._dead_letter(record, f"internal error while {stage}: {type(exc).__name__}")
 
-    async def _ingest(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]],
-                      ) -> None:
-        kind = self.kinds[tp.topic]
-        valid, dead = self.metrics.valid[kind], self.metrics.dead_lettered[kind]
+    def _ingest(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+                ) -> None:
+        """Route the input records of one batch, in the order they were appended.
+
+        The partitions of a batch are merged by their Kafka timestamps, so events reach
+        the shards in about the order they were produced (replay reads the file in
+        order; features are in event time, but an alert's trigger can depend on order).
+        """
+        assert self.outputs is not None  # noqa: S101 - started
+        send, parse, encode, kinds = self.outputs.add, events.parse, envelope.encode, self.kinds
         routed, partitions, max_bytes = self.routed, self.partitions, self.max_bytes
-        for record in records:
+        valid: Counter[str] = Counter()
+        dead: Counter[str] = Counter()
+        lists = list(batch.values())
+        ordered = lists[0] if len(lists) == 1 else heapq.merge(*lists, key=_appended)
+        for record in ordered:
+            kind = kinds[record.topic]
             try:
-                parsed = events.parse(kind, record.value, max_bytes=max_bytes)
+                parsed = parse(kind, record.value, max_bytes=max_bytes)
             except InvalidEvent as exc:
-                await self._dead_letter(record, exc.reason)
-                dead.inc()
+                self._dead_letter(record, exc.reason)
+                dead[kind] += 1
                 continue
             except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream
-                await self._dead_letter_bug(record, "validating", exc)
-                dead.inc()
+                self._dead_letter_bug(record, "validating", exc)
+                dead[kind] += 1
                 continue
-            valid.inc()
+            valid[kind] += 1
             arrived = record.timestamp / 1000
             for view, shard in placements(parsed, partitions):
-                await self._send(routed, view.key.encode(),
-                                 envelope.encode(view, parsed, arrived), shard)
-        self.ingested[tp] = records[-1].offset + 1
+                send(routed, view.key.encode(), encode(view, parsed, arrived), shard)
+        for tp, records in batch.items():
+            self.ingested[tp] = records[-1].offset + 1
+        for kind, count in valid.items():
+            self.metrics.valid[kind].inc(count)
+        for kind, count in dead.items():
+            self.metrics.dead_lettered[kind].inc(count)
 
     # score -----------------------------------------------------------------------
 
-    async def _score(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]],
-                     ) -> None:
+    def _score(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]],
+               ) -> None:
+        assert self.outputs is not None and self.consumer is not None  # noqa: S101
         shard_id = tp.partition
         if shard_id not in self.owned or shard_id in self.broken:
             return  # revoked while fetched: its new owner folds it
@@ -208,37 +243,36 @@ class Pipeline:
             logger.critical("shard %d cannot be restored; not consuming it", shard_id,
                             exc_info=True)
             self.broken.add(shard_id)
-            assert self.consumer is not None  # noqa: S101 - started
             self.consumer.pause(tp)
             return
-        metrics, store = self.metrics, self.store
+        send, decode, encode = self.outputs.add, envelope.decode_with_arrival, envelope.encode
+        metrics, store, routed, partitions = self.metrics, self.store, self.routed, self.partitions
         drift_before = dict(shard.drift_detections)
         for record in records:
             try:
-                view, parsed, arrived = envelope.decode_with_arrival(record.value)
+                view, parsed, arrived = decode(record.value)
             except InvalidEvent as exc:
-                await self._dead_letter(record, exc.reason)
+                self._dead_letter(record, exc.reason)
                 continue
             try:
                 outcome = shard.process(view, parsed, record.offset)
             except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream
-                await self._dead_letter_bug(record, "scoring", exc)
+                self._dead_letter_bug(record, "scoring", exc)
                 continue
             if outcome is None:
                 continue
             # Onward views first: in the routed log they then precede anything caused by
             # later events, as in replay (monitor.engine).
             for onward in outcome.forwards:
-                await self._send(self.routed, onward.key.encode(),
-                                 envelope.encode(onward, parsed, arrived),
-                                 shard_of(onward, self.partitions))
+                send(routed, onward.key.encode(), encode(onward, parsed, arrived),
+                     shard_of(onward, partitions))
             if outcome.decision is not None:
-                await self._send(self.decisions_topic, parsed.event_id.encode(),
-                                 orjson.dumps(outcome.decision))
+                send(self.decisions_topic, parsed.event_id.encode(),
+                     orjson.dumps(outcome.decision))
                 metrics.decided(parsed.kind, outcome.decision["scores"], arrived, parsed.ts,
                                 time.time())
             for alert in outcome.alerts:
-                await self._send(self.alerts_topic, view.key.encode(), orjson.dumps(alert))
+                send(self.alerts_topic, view.key.encode(), orjson.dumps(alert))
                 metrics.alert(alert["pattern"], alert["severity"])
                 store.put(alert, parsed.ts)
         self.manager.advance(shard_id, records[-1].offset + 1)
@@ -249,24 +283,12 @@ class Pipeline:
 
     # checkpoint and rebalance ------------------------------------------------------
 
-    async def _flush(self) -> None:
-        """Wait for every output sent so far; a failed delivery stops the checkpoint."""
-        assert self.producer is not None  # noqa: S101 - started
-        await self.producer.flush()
-        deliveries, self.deliveries = self.deliveries, []
-        for delivery in deliveries:
-            if delivery.done() and not delivery.cancelled() and delivery.exception():
-                for other in deliveries:  # retrieve the rest: no "never retrieved" noise
-                    if other.done() and not other.cancelled():
-                        other.exception()
-                raise KafkaError(f"an output was not delivered: {delivery.exception()!r}")
-
     async def checkpoint(self, only: set[int] | None = None) -> int:
         """Flush outputs, save dirty shards (of ``only``), commit what is now safe.
 
         Returns the number of shards saved.
         """
-        if self.consumer is None or self.producer is None:
+        if self.consumer is None or self.outputs is None or self.failed:
             return 0
         manager = self.manager
         async with manager.saving:
@@ -275,7 +297,11 @@ class Pipeline:
                 if not (manager.dirty or self.durable) and self.ingested == self.committed:
                     return 0
                 inputs = dict(self.ingested)
-                await self._flush()
+                try:
+                    await self.outputs.flush()
+                except KafkaError as exc:
+                    self._fail(exc, "outputs were not delivered")
+                    return 0
                 snapshots = manager.snapshot(self.owned if only is None else only & self.owned)
             self.durable.update(inputs)
             saved = await manager.save(snapshots)
