@@ -286,6 +286,8 @@ class Pipeline:
     async def checkpoint(self, only: set[int] | None = None) -> int:
         """Flush outputs, save dirty shards (of ``only``), commit what is now safe.
 
+        Each shard is pickled in a turn of its own under the lock, right after a flush,
+        so processing pauses for one shard's snapshot at a time, not all of them.
         Returns the number of shards saved.
         """
         if self.consumer is None or self.outputs is None or self.failed:
@@ -293,17 +295,22 @@ class Pipeline:
         manager = self.manager
         async with manager.saving:
             started = time.perf_counter()
+            snapshots = []
             async with manager.lock:
                 if not (manager.dirty or self.durable) and self.ingested == self.committed:
                     return 0
                 inputs = dict(self.ingested)
-                try:
-                    await self.outputs.flush()
-                except KafkaError as exc:
-                    self._fail(exc, "outputs were not delivered")
+                if not await self._flush():
                     return 0
-                snapshots = manager.snapshot(self.owned if only is None else only & self.owned)
+                scope = self.owned if only is None else only & self.owned
+                targets = sorted(manager.dirty & scope)
+                snapshots += manager.snapshot(targets[:1])
             self.durable.update(inputs)
+            for shard_id in targets[1:]:
+                async with manager.lock:
+                    if not await self._flush():
+                        return 0
+                    snapshots += manager.snapshot([shard_id])
             saved = await manager.save(snapshots)
             self.durable.update({TopicPartition(self.routed, snap.shard_id): snap.commit_offset
                                  for snap in saved})
@@ -312,6 +319,15 @@ class Pipeline:
                 manager.checkpoints += 1
                 manager.last_checkpoint_seconds = time.perf_counter() - started
             return len(saved)
+
+    async def _flush(self) -> bool:
+        assert self.outputs is not None  # noqa: S101 - started
+        try:
+            await self.outputs.flush()
+        except KafkaError as exc:
+            self._fail(exc, "outputs were not delivered")
+            return False
+        return True
 
     async def _commit(self) -> None:
         assert self.consumer is not None  # noqa: S101 - started
