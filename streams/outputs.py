@@ -2,9 +2,9 @@
 
 ``add`` is synchronous: it appends to one aiokafka ``BatchBuilder`` per topic-partition
 (partition chosen as the producer's default partitioner would), so handling a batch
-never waits per record. ``send`` hands the builders to the producer in order; the
-returned futures settle when each batch is acknowledged, and ``Outputs.check``
-raises if any was not.
+never waits per record. ``send`` hands the builders to the producer in order; ``take``
+returns the futures of the batches sent so far, and :func:`settle` waits for them and
+raises if any was not delivered.
 """
 
 from __future__ import annotations
@@ -53,12 +53,18 @@ class Outputs:
                 self.deliveries.append(
                     await self.producer.send_batch(builder, topic, partition=partition))
 
-    async def flush(self) -> None:
-        """Wait until everything sent so far is acknowledged; raise if anything was not."""
-        await self.send()
-        await self.producer.flush()
+    def take(self) -> list[asyncio.Future[Any]]:
+        """The deliveries of every batch sent so far, handed to the caller to wait on."""
         deliveries, self.deliveries = self.deliveries, []
-        failed = [d.exception() for d in deliveries if d.done() and not d.cancelled()
-                  and d.exception() is not None]
-        if failed:
-            raise KafkaError(f"{len(failed)} output batches were not delivered: {failed[0]!r}")
+        return deliveries
+
+
+async def settle(deliveries: list[asyncio.Future[Any]]) -> None:
+    """Wait until these batches are acknowledged; raise if any was not."""
+    if not deliveries:
+        return
+    await asyncio.wait(deliveries)
+    failed = [d.exception() for d in deliveries if not d.cancelled() and d.exception()]
+    if failed or any(d.cancelled() for d in deliveries):
+        raise KafkaError(f"{len(failed) or 'some'} output batches were not delivered"
+                         + (f": {failed[0]!r}" if failed else ""))

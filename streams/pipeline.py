@@ -26,6 +26,7 @@ import heapq
 import logging
 import time
 from collections import Counter
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -36,7 +37,7 @@ from monitor import envelope, events
 from monitor.errors import CheckpointError, InvalidEvent
 from monitor.records import dead_letter
 from monitor.routing import placements, shard_of
-from streams.outputs import Outputs
+from streams.outputs import Outputs, settle
 from streams.topics import kind_by_topic
 
 if TYPE_CHECKING:
@@ -46,7 +47,9 @@ if TYPE_CHECKING:
 
     from monitor.alertstore import AlertStore
     from monitor.config import Settings
+    from monitor.events import Event
     from monitor.metrics import Metrics
+    from monitor.routing import View
     from streams.shards import ShardManager
 
 logger = logging.getLogger(__name__)
@@ -55,6 +58,9 @@ logger = logging.getLogger(__name__)
 #: far below the session timeout, and the loop yields between batches.
 MAX_BATCH = 2_000
 POLL_MS = 100
+#: Envelopes this worker produced, decoded: a routed record it reads back is usually one
+#: of them, and decoding (re-validating the event) costs about a tenth of a record's work.
+DECODED_LIMIT = 16_384
 
 
 def _appended(record: ConsumerRecord[bytes, bytes]) -> int:
@@ -95,6 +101,7 @@ class Pipeline:
         self.committed: dict[TopicPartition, int] = {}
         self.durable: dict[TopicPartition, int] = {}    # safe to commit, not yet committed
         self.outputs: Outputs | None = None
+        self.decoded: dict[bytes, tuple[View, Event, float | None]] = {}
         self.rebalancing = True
         self.running = False
         # After a failure mid-batch, shard state may hold effects whose outputs were never
@@ -110,7 +117,7 @@ class Pipeline:
         kafka = self.settings.kafka
         self.producer = AIOKafkaProducer(
             bootstrap_servers=kafka.bootstrap_servers, client_id=f"{kafka.app_id}-worker",
-            acks="all", linger_ms=5, max_batch_size=256 * 1024,
+            acks="all", linger_ms=0, max_batch_size=256 * 1024,
             max_request_size=4 << 20)
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=kafka.bootstrap_servers, group_id=kafka.app_id,
@@ -203,6 +210,7 @@ class Pipeline:
         routed, partitions, max_bytes = self.routed, self.partitions, self.max_bytes
         valid: Counter[str] = Counter()
         dead: Counter[str] = Counter()
+        decoded = self._decoded()
         lists = list(batch.values())
         ordered = lists[0] if len(lists) == 1 else heapq.merge(*lists, key=_appended)
         for record in ordered:
@@ -220,13 +228,24 @@ class Pipeline:
             valid[kind] += 1
             arrived = record.timestamp / 1000
             for view, shard in placements(parsed, partitions):
-                send(routed, view.key.encode(), encode(view, parsed, arrived), shard)
+                value = encode(view, parsed, arrived)
+                decoded[value] = (view, parsed, arrived)
+                send(routed, view.key.encode(), value, shard)
         for tp, records in batch.items():
             self.ingested[tp] = records[-1].offset + 1
         for kind, count in valid.items():
             self.metrics.valid[kind].inc(count)
         for kind, count in dead.items():
             self.metrics.dead_lettered[kind].inc(count)
+
+    def _decoded(self) -> dict[bytes, tuple[View, Event, float | None]]:
+        """The cache of envelopes produced here, its oldest half dropped when full (views
+        routed to shards other workers own are never read back here)."""
+        decoded = self.decoded
+        if len(decoded) > DECODED_LIMIT:
+            for value in list(islice(decoded, len(decoded) // 2)):
+                del decoded[value]
+        return decoded
 
     # score -----------------------------------------------------------------------
 
@@ -247,13 +266,18 @@ class Pipeline:
             return
         send, decode, encode = self.outputs.add, envelope.decode_with_arrival, envelope.encode
         metrics, store, routed, partitions = self.metrics, self.store, self.routed, self.partitions
+        decoded = self._decoded()
         drift_before = dict(shard.drift_detections)
         for record in records:
-            try:
-                view, parsed, arrived = decode(record.value)
-            except InvalidEvent as exc:
-                self._dead_letter(record, exc.reason)
-                continue
+            known = decoded.pop(record.value, None)
+            if known is not None:
+                view, parsed, arrived = known
+            else:
+                try:
+                    view, parsed, arrived = decode(record.value)
+                except InvalidEvent as exc:
+                    self._dead_letter(record, exc.reason)
+                    continue
             try:
                 outcome = shard.process(view, parsed, record.offset)
             except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream
@@ -264,8 +288,9 @@ class Pipeline:
             # Onward views first: in the routed log they then precede anything caused by
             # later events, as in replay (monitor.engine).
             for onward in outcome.forwards:
-                send(routed, onward.key.encode(), encode(onward, parsed, arrived),
-                     shard_of(onward, partitions))
+                value = encode(onward, parsed, arrived)
+                decoded[value] = (onward, parsed, arrived)
+                send(routed, onward.key.encode(), value, shard_of(onward, partitions))
             if outcome.decision is not None:
                 send(self.decisions_topic, parsed.event_id.encode(),
                      orjson.dumps(outcome.decision))
@@ -284,33 +309,40 @@ class Pipeline:
     # checkpoint and rebalance ------------------------------------------------------
 
     async def checkpoint(self, only: set[int] | None = None) -> int:
-        """Flush outputs, save dirty shards (of ``only``), commit what is now safe.
+        """Save dirty shards (of ``only``) once their outputs are delivered, then commit.
 
-        Each shard is pickled in a turn of its own under the lock, right after a flush,
-        so processing pauses for one shard's snapshot at a time, not all of them.
-        Returns the number of shards saved.
+        Under the lock, processing paused: queue every pending output and pickle one
+        shard (a turn of the lock per shard, so processing pauses for one snapshot at a
+        time). Then, with processing going on: wait until the outputs queued before each
+        snapshot are acknowledged, write the files, commit. A snapshot is thus written
+        only after every output it implies is in Kafka, and an input offset is committed
+        only after the envelopes it led to are. Returns the number of shards saved.
         """
         if self.consumer is None or self.outputs is None or self.failed:
             return 0
-        manager = self.manager
+        manager, outputs = self.manager, self.outputs
         async with manager.saving:
             started = time.perf_counter()
-            snapshots = []
             async with manager.lock:
                 if not (manager.dirty or self.durable) and self.ingested == self.committed:
                     return 0
                 inputs = dict(self.ingested)
-                if not await self._flush():
-                    return 0
+                await outputs.send()
+                deliveries = outputs.take()
                 scope = self.owned if only is None else only & self.owned
                 targets = sorted(manager.dirty & scope)
-                snapshots += manager.snapshot(targets[:1])
-            self.durable.update(inputs)
+                snapshots = manager.snapshot(targets[:1])
             for shard_id in targets[1:]:
                 async with manager.lock:
-                    if not await self._flush():
-                        return 0
+                    await outputs.send()
+                    deliveries += outputs.take()
                     snapshots += manager.snapshot([shard_id])
+            try:
+                await settle(deliveries)
+            except KafkaError as exc:
+                self._fail(exc, "outputs were not delivered")
+                return 0
+            self.durable.update(inputs)
             saved = await manager.save(snapshots)
             self.durable.update({TopicPartition(self.routed, snap.shard_id): snap.commit_offset
                                  for snap in saved})
@@ -319,15 +351,6 @@ class Pipeline:
                 manager.checkpoints += 1
                 manager.last_checkpoint_seconds = time.perf_counter() - started
             return len(saved)
-
-    async def _flush(self) -> bool:
-        assert self.outputs is not None  # noqa: S101 - started
-        try:
-            await self.outputs.flush()
-        except KafkaError as exc:
-            self._fail(exc, "outputs were not delivered")
-            return False
-        return True
 
     async def _commit(self) -> None:
         assert self.consumer is not None  # noqa: S101 - started

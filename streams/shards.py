@@ -9,10 +9,11 @@ the checkpoint; records the checkpoint already holds are skipped
 the same decisions and alerts, and no model learns an event twice.
 
 A checkpoint runs in two steps (:mod:`streams.pipeline` drives them): under ``lock``,
-with processing paused, the caller flushes the producer and :meth:`ShardManager.snapshot`
-pickles the dirty shards and takes their commit offsets; then, with processing going on,
+with processing paused, the caller queues every pending output and
+:meth:`ShardManager.snapshot` pickles a dirty shard and takes its commit offset; then,
+with processing going on, the caller waits until those outputs are acknowledged,
 :meth:`ShardManager.save` writes the files (off the event loop) and the caller commits
-those offsets. ``saving`` serialises whole checkpoints, so an older snapshot never
+the offsets. ``saving`` serialises whole checkpoints, so an older snapshot never
 overwrites a newer one and commits never go backwards.
 """
 
