@@ -92,7 +92,8 @@ def _register_pipeline(app: faust.App, settings: Settings, pipeline: Pipeline,
         await pipeline.start()
 
     async def checkpoint() -> None:
-        if await pipeline.checkpoint():
+        # One shard per tick: pickling pauses processing, and grows with the state.
+        if await pipeline.checkpoint(shards=1):
             metrics.checkpoint_seconds.observe(pipeline.manager.last_checkpoint_seconds)
 
     async def stop_pipeline(sender: Any, **_: Any) -> None:

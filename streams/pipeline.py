@@ -308,8 +308,9 @@ class Pipeline:
 
     # checkpoint and rebalance ------------------------------------------------------
 
-    async def checkpoint(self, only: set[int] | None = None) -> int:
-        """Save dirty shards (of ``only``) once their outputs are delivered, then commit.
+    async def checkpoint(self, only: set[int] | None = None, shards: int | None = None) -> int:
+        """Save dirty shards (of ``only``; at most ``shards``, least recently saved
+        first) once their outputs are delivered, then commit.
 
         Under the lock, processing paused: queue every pending output and pickle one
         shard (a turn of the lock per shard, so processing pauses for one snapshot at a
@@ -330,7 +331,7 @@ class Pipeline:
                 await outputs.send()
                 deliveries = outputs.take()
                 scope = self.owned if only is None else only & self.owned
-                targets = sorted(manager.dirty & scope)
+                targets = manager.stalest(scope, shards)
                 snapshots = manager.snapshot(targets[:1])
             for shard_id in targets[1:]:
                 async with manager.lock:

@@ -59,6 +59,7 @@ class ShardManager:
         self.saving = asyncio.Lock()
         self.checkpoints = 0
         self.last_checkpoint_seconds = 0.0
+        self.saved_at: dict[int, int] = {}  # shard -> number of the checkpoint that saved it
 
     def shard(self, shard_id: int) -> Shard:
         """The shard, restored from its checkpoint the first time it is used."""
@@ -78,6 +79,12 @@ class ShardManager:
         self.pending[shard_id] = next_offset
         self.dirty.add(shard_id)
 
+    def stalest(self, scope: Iterable[int], count: int | None) -> list[int]:
+        """The dirty shards of ``scope``, least recently saved first, at most ``count``."""
+        dirty = sorted(self.dirty & set(scope), key=lambda shard: (self.saved_at.get(shard, -1),
+                                                                   shard))
+        return dirty if count is None else dirty[:count]
+
     def snapshot(self, only: Iterable[int] | None = None) -> list[Snapshot]:
         """Pickle the dirty shards (of ``only``); call under ``lock`` after the flush."""
         targets = sorted(self.dirty if only is None else self.dirty & set(only))
@@ -87,6 +94,7 @@ class ShardManager:
             data = shard.snapshot() if shard is not None else None
             taken.append(Snapshot(shard_id, data, self.pending.pop(shard_id)))
             self.dirty.discard(shard_id)
+            self.saved_at[shard_id] = self.checkpoints
         return taken
 
     async def save(self, snapshots: list[Snapshot]) -> list[Snapshot]:
@@ -115,4 +123,5 @@ class ShardManager:
         for shard_id in shard_ids:
             self.shards.pop(shard_id, None)
             self.pending.pop(shard_id, None)
+            self.saved_at.pop(shard_id, None)
             self.dirty.discard(shard_id)

@@ -79,3 +79,17 @@ def test_an_unreadable_checkpoint_is_an_error_not_an_empty_shard(tmp_path: Path)
         manager.shard(1)
     assert isinstance(ShardManager(make_settings(), FileCheckpointStore(tmp_path)).shard(0),
                       Shard)
+
+
+def test_the_stalest_dirty_shards_come_first(tmp_path: Path) -> None:
+    manager = ShardManager(make_settings(), FileCheckpointStore(tmp_path))
+    for shard_id in (0, 1, 2):
+        _fold(manager, shard_id, 3)
+    assert manager.stalest({0, 1, 2, 3}, None) == [0, 1, 2]
+    manager.snapshot([0])
+    manager.checkpoints += 1
+    _fold(manager, 0, 6)
+    assert manager.stalest({0, 1, 2}, 2) == [1, 2]
+    manager.snapshot([1, 2])
+    assert manager.stalest({0, 1, 2}, 1) == [0]
+    assert manager.stalest({1, 2}, 1) == []
