@@ -61,6 +61,10 @@ POLL_MS = 100
 #: Envelopes this worker produced, decoded: a routed record it reads back is usually one
 #: of them, and decoding (re-validating the event) costs about a tenth of a record's work.
 DECODED_LIMIT = 16_384
+#: Share of wall time timer checkpoints may spend pickling (processing waits meanwhile):
+#: after a snapshot that took ``p`` seconds the next one is due ``p / SNAPSHOT_SHARE``
+#: seconds later. Input offsets are committed on every tick regardless.
+SNAPSHOT_SHARE = 0.1
 
 
 def _appended(record: ConsumerRecord[bytes, bytes]) -> int:
@@ -102,6 +106,7 @@ class Pipeline:
         self.durable: dict[TopicPartition, int] = {}    # safe to commit, not yet committed
         self.outputs: Outputs | None = None
         self.decoded: dict[bytes, tuple[View, Event, float | None]] = {}
+        self.snapshot_due = 0.0  # monotonic time of the next timer snapshot
         self.rebalancing = True
         self.running = False
         # After a failure mid-batch, shard state may hold effects whose outputs were never
@@ -317,7 +322,8 @@ class Pipeline:
         time). Then, with processing going on: wait until the outputs queued before each
         snapshot are acknowledged, write the files, commit. A snapshot is thus written
         only after every output it implies is in Kafka, and an input offset is committed
-        only after the envelopes it led to are. Returns the number of shards saved.
+        only after the envelopes it led to are. A timer checkpoint (``shards`` given)
+        pickles only when due (see ``SNAPSHOT_SHARE``). Returns the number of shards saved.
         """
         if self.consumer is None or self.outputs is None or self.failed:
             return 0
@@ -331,13 +337,21 @@ class Pipeline:
                 await outputs.send()
                 deliveries = outputs.take()
                 scope = self.owned if only is None else only & self.owned
+                if shards is not None and time.monotonic() < self.snapshot_due:
+                    shards = 0
                 targets = manager.stalest(scope, shards)
+                pickling = time.perf_counter()
                 snapshots = manager.snapshot(targets[:1])
+                pickled = time.perf_counter() - pickling
             for shard_id in targets[1:]:
                 async with manager.lock:
                     await outputs.send()
                     deliveries += outputs.take()
+                    pickling = time.perf_counter()
                     snapshots += manager.snapshot([shard_id])
+                    pickled += time.perf_counter() - pickling
+            if targets:
+                self.snapshot_due = time.monotonic() + pickled / SNAPSHOT_SHARE
             try:
                 await settle(deliveries)
             except KafkaError as exc:
