@@ -72,6 +72,10 @@ def _appended(record: ConsumerRecord[bytes, bytes]) -> int:
     return stamp
 
 
+def _event_time(item: tuple[Event, float]) -> float:
+    return item[0].ts
+
+
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
@@ -204,11 +208,13 @@ class Pipeline:
 
     def _ingest(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
                 ) -> None:
-        """Route the input records of one batch, in the order they were appended.
+        """Route the valid input records of one batch in event-time order.
 
-        The partitions of a batch are merged by their Kafka timestamps, so events reach
-        the shards in about the order they were produced (replay reads the file in
-        order; features are in event time, but an alert's trigger can depend on order).
+        Replay reads its file in order, and the files are in event time; features are in
+        event time too, but whether and where an alert fires can depend on the order in
+        which a shard sees events. Kafka timestamps have millisecond resolution and tie
+        for many events at once, so within a batch the events are sorted by their own
+        time (stable: ties keep the order they were appended in).
         """
         assert self.outputs is not None  # noqa: S101 - started
         send, parse, encode, kinds = self.outputs.add, events.parse, envelope.encode, self.kinds
@@ -218,6 +224,7 @@ class Pipeline:
         decoded = self._decoded()
         lists = list(batch.values())
         ordered = lists[0] if len(lists) == 1 else heapq.merge(*lists, key=_appended)
+        parsed_events: list[tuple[Event, float]] = []
         for record in ordered:
             kind = kinds[record.topic]
             try:
@@ -231,7 +238,9 @@ class Pipeline:
                 dead[kind] += 1
                 continue
             valid[kind] += 1
-            arrived = record.timestamp / 1000
+            parsed_events.append((parsed, record.timestamp / 1000))
+        parsed_events.sort(key=_event_time)
+        for parsed, arrived in parsed_events:
             for view, shard in placements(parsed, partitions):
                 value = encode(view, parsed, arrived)
                 decoded[value] = (view, parsed, arrived)
