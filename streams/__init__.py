@@ -1,4 +1,4 @@
-"""Kafka adapters: the Faust app, its topics and agents, and the local broker tooling.
+"""Kafka adapters: the Faust app (the host), the consumer loop, topics, the local broker.
 
 Everything here is thin: decode, call :mod:`monitor`, emit.
 """

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -54,14 +56,24 @@ async def ensure_topics(settings: Settings, timeout_ms: int = 30_000) -> None:
                 logger.info("topics were created concurrently")
             logger.info("created topics: %s", ", ".join(t.name for t in wanted))
         routed = settings.kafka.topic("routed")
-        described = await admin.describe_topics([routed])
-        count = len(described[0]["partitions"])
+        count = await _partition_count(admin, routed, timeout_ms / 1000)
         if count != settings.kafka.partitions:
             raise RuntimeError(
                 f"topic {routed} has {count} partitions but kafka.partitions is "
                 f"{settings.kafka.partitions}: they must match (one shard per partition)")
     finally:
         await admin.close()
+
+
+async def _partition_count(admin: AIOKafkaAdminClient, topic: str, limit: float) -> int:
+    """Partitions of ``topic``; a topic just created may describe with none for a moment."""
+    deadline = time.monotonic() + limit
+    while True:
+        described = await admin.describe_topics([topic])
+        count = len(described[0]["partitions"])
+        if count or time.monotonic() > deadline:
+            return count
+        await asyncio.sleep(0.1)  # polling the metadata, with a deadline
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 import aiohttp.web
 from faust import web
@@ -12,10 +12,12 @@ if TYPE_CHECKING:
     import faust
 
     from monitor.metrics import Metrics
+    from streams.pipeline import Pipeline
     from streams.shards import ShardManager
 
 
-def register_views(app: faust.App, manager: ShardManager, metrics: Metrics) -> None:
+def register_views(app: faust.App, manager: ShardManager, metrics: Metrics,
+                   pipeline: Pipeline) -> None:
     """``/healthz``, ``/readyz`` and ``/metrics`` on the worker's web server."""
     class Healthz(web.View):
         async def get(self, request: web.Request) -> web.Response:
@@ -23,8 +25,8 @@ def register_views(app: faust.App, manager: ShardManager, metrics: Metrics) -> N
 
     class Readyz(web.View):
         async def get(self, request: web.Request) -> web.Response:
-            assignment: Any = app.consumer.assignment() if app.consumer else set()
-            ready = bool(assignment) and not app.rebalancing
+            assignment = pipeline.assignment()
+            ready = bool(assignment) and not pipeline.rebalancing
             body = {"ready": ready, "partitions": len(assignment),
                     "shards_loaded": len(manager.shards), "checkpoints": manager.checkpoints}
             return self.json(body, status=200 if ready else 503)

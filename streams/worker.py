@@ -19,6 +19,8 @@ def run_worker(settings: Settings) -> int:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(ensure_topics(settings))
+    # faust keeps its data directory under the state directory, never in the cwd.
+    settings.processing.state_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
     worker = faust.Worker(app, loop=loop, loglevel=settings.log_level,
                           redirect_stdouts=False, override_logging=False)

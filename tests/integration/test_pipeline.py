@@ -64,6 +64,9 @@ async def test_each_valid_event_one_decision_each_invalid_one_dead_letter(
         assert worker.stop() == 0
     finally:
         worker.stop()
+    # faust's data directory lives under the state directory, not in the working one.
+    assert (settings.processing.state_dir / "faust").is_dir()
+    assert not (Path.cwd() / f"{settings.kafka.app_id}-data").exists()
     consumed = 'fraudmon_events_consumed_total{outcome="%s",topic="%s"}'
     assert sum(metrics.get(consumed % ("valid", kind), 0) for kind in INPUT_KINDS) == len(valid)
     assert metrics[consumed % ("dead_letter", "payments")] == invalid

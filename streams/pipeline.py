@@ -1,0 +1,415 @@
+"""The worker's consumer loop: ingest and score on one plain aiokafka consumer.
+
+One consumer in the group ``kafka.app_id`` reads the input topics and the routed
+topic, ``getmany`` in bounded batches, and handles each batch without yielding to the
+event loop except where the producer pushes back:
+
+* **ingest** (input topics) validates each message, dead-letters what breaks the
+  contract, and routes one envelope per entity view to the routed topic, on the
+  partition (shard) that owns the entity. At-least-once: an input offset is committed
+  only after the producer has flushed everything it produced.
+* **score** (routed topic) folds each partition into its :class:`~monitor.shard.Shard`
+  and emits decisions, alerts and onward views. A routed offset is committed only after
+  the checkpoint that holds its effects is durable (:mod:`streams.shards`).
+
+Outputs are enqueued on the producer without awaiting each delivery; a checkpoint
+flushes the producer (and checks every delivery) before it saves shards and commits.
+faust's per-message machinery (tasks, streams, acks) costs about ten times the domain
+code per record, which is why this loop does not run as a faust agent; the faust app
+still hosts it (start-up, timers, web server, shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from collections import Counter
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from monitor import envelope, events
+from monitor.errors import CheckpointError, InvalidEvent
+from monitor.records import dead_letter
+from monitor.routing import placements, shard_of
+from streams.outputs import Outputs, settle
+from streams.topics import kind_by_topic
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+
+    from aiokafka.structs import ConsumerRecord
+
+    from monitor.alertstore import AlertStore
+    from monitor.config import Settings
+    from monitor.events import Event
+    from monitor.metrics import Metrics
+    from monitor.routing import View
+    from streams.shards import ShardManager
+
+logger = logging.getLogger(__name__)
+
+#: Records per ``getmany``: one batch's synchronous work (about 50 us a record) stays
+#: far below the session timeout, and the loop yields between batches.
+MAX_BATCH = 2_000
+POLL_MS = 100
+#: Envelopes this worker produced, decoded: a routed record it reads back is usually one
+#: of them, and decoding (re-validating the event) costs about a tenth of a record's work.
+DECODED_LIMIT = 16_384
+#: Share of wall time timer checkpoints may spend pickling (processing waits meanwhile):
+#: after a snapshot that took ``p`` seconds the next one is due ``p / SNAPSHOT_SHARE``
+#: seconds later. Input offsets are committed on every tick regardless.
+SNAPSHOT_SHARE = 0.1
+
+
+def _appended(record: ConsumerRecord[bytes, bytes]) -> int:
+    stamp: int = record.timestamp
+    return stamp
+
+
+def _event_time(item: tuple[Event, float]) -> float:
+    return item[0].ts
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.pipeline.revoke(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.pipeline.assign(assigned)
+
+
+class Pipeline:
+    """Consumer, producer and loop of one worker: opened by :meth:`start`, closed by
+    :meth:`stop`; :meth:`checkpoint` runs on the app's timer."""
+
+    def __init__(self, settings: Settings, manager: ShardManager, metrics: Metrics,
+                 store: AlertStore) -> None:
+        self.settings, self.manager, self.metrics, self.store = settings, manager, metrics, store
+        self.kinds = kind_by_topic(settings)
+        self.routed = settings.kafka.topic("routed")
+        self.decisions_topic = settings.kafka.topic("decisions")
+        self.alerts_topic = settings.kafka.topic("alerts")
+        self.dead_topic = settings.kafka.topic("dead_letter")
+        self.partitions = settings.kafka.partitions
+        self.max_bytes = settings.processing.max_event_bytes
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.owned: set[int] = set()
+        self.broken: set[int] = set()          # shards whose checkpoint cannot be read
+        self.ingested: dict[TopicPartition, int] = {}   # input tp -> next offset, sent
+        self.committed: dict[TopicPartition, int] = {}
+        self.durable: dict[TopicPartition, int] = {}    # safe to commit, not yet committed
+        self.outputs: Outputs | None = None
+        self.decoded: dict[bytes, tuple[View, Event, float | None]] = {}
+        self.snapshot_due = 0.0  # monotonic time of the next timer snapshot
+        self.rebalancing = True
+        self.running = False
+        # After a failure mid-batch, shard state may hold effects whose outputs were never
+        # sent: nothing more is checkpointed or committed, a restart re-folds.
+        self.failed = False
+        self.task: asyncio.Task[None] | None = None
+        self.on_crash: Callable[[BaseException], Coroutine[Any, Any, None]] | None = None
+        self._crashing: asyncio.Task[None] | None = None
+
+    # lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        kafka = self.settings.kafka
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=kafka.bootstrap_servers, client_id=f"{kafka.app_id}-worker",
+            acks="all", linger_ms=0, max_batch_size=256 * 1024,
+            max_request_size=4 << 20)
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=kafka.bootstrap_servers, group_id=kafka.app_id,
+            client_id=f"{kafka.app_id}-worker", enable_auto_commit=False,
+            auto_offset_reset="earliest", fetch_max_bytes=16 << 20,
+            session_timeout_ms=int(kafka.session_timeout_seconds * 1000),
+            heartbeat_interval_ms=int(kafka.heartbeat_interval_seconds * 1000))
+        await self.producer.start()
+        self.outputs = Outputs(self.producer)
+        await self.outputs.prepare(self.routed, self.decisions_topic, self.alerts_topic,
+                                   self.dead_topic)
+        await self.consumer.start()
+        self.consumer.subscribe([*self.kinds, self.routed], listener=_Listener(self))
+        self.running = True
+        self.task = asyncio.create_task(self._run(), name="fraudmon-pipeline")
+
+    async def stop(self) -> None:
+        """Finish the batch in hand, checkpoint every owned shard, commit, leave."""
+        self.running = False
+        if self.task is not None:
+            await asyncio.wait([self.task])
+        consumer, producer = self.consumer, self.producer
+        if consumer is not None and producer is not None:
+            try:
+                if not self.failed:
+                    saved = await self.checkpoint()
+                    logger.info("final checkpoint: %d shards saved", saved)
+            finally:
+                self.consumer = self.producer = self.outputs = None
+                self.manager.release(set(self.owned))
+                self.owned.clear()
+                await consumer.stop()
+                await producer.stop()
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.consumer.assignment()) if self.consumer is not None else set()
+
+    async def _run(self) -> None:
+        assert self.consumer is not None and self.outputs is not None  # noqa: S101 - started
+        try:
+            while self.running:
+                batch = await self.consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_BATCH)
+                if not batch:
+                    continue
+                async with self.manager.lock:
+                    inputs = {tp: records for tp, records in batch.items()
+                              if tp.topic != self.routed}
+                    if inputs:
+                        self._ingest(inputs)
+                    for tp, records in batch.items():
+                        if tp.topic == self.routed:
+                            self._score(tp, records)
+                    await self.outputs.send()
+                await asyncio.sleep(0)  # let heartbeats, timers and the web server run
+        except Exception as exc:  # noqa: BLE001 - reported, and the worker stops
+            self._fail(exc, "the consumer loop failed")
+
+    def _fail(self, exc: BaseException, what: str) -> None:
+        logger.critical("%s; stopping the worker", what, exc_info=exc)
+        self.failed = True
+        self.running = False
+        if self.on_crash is not None and self._crashing is None:
+            self._crashing = asyncio.create_task(self.on_crash(exc))
+
+    # ingest ----------------------------------------------------------------------
+
+    def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+        assert self.outputs is not None  # noqa: S101 - started
+        letter = dead_letter(record.value, record.topic, record.partition, record.offset,
+                             reason)
+        self.outputs.add(self.dead_topic, record.key, orjson.dumps(letter))
+
+    def _dead_letter_bug(self, record: ConsumerRecord[bytes, bytes], stage: str,
+                         exc: Exception) -> None:
+        """A record our own code failed on: log where (never the record), dead-letter it."""
+        logger.exception("%s %s[%d]@%d failed", stage, record.topic, record.partition,
+                         record.offset)
+        self._dead_letter(record, f"internal error while {stage}: {type(exc).__name__}")
+
+    def _ingest(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+                ) -> None:
+        """Route the valid input records of one batch in event-time order.
+
+        Replay reads its file in order, and the files are in event time; features are in
+        event time too, but whether and where an alert fires can depend on the order in
+        which a shard sees events. Kafka timestamps have millisecond resolution and tie
+        for many events at once, so within a batch the events are sorted by their own
+        time (stable: ties keep the order they were appended in).
+        """
+        assert self.outputs is not None  # noqa: S101 - started
+        send, parse, encode, kinds = self.outputs.add, events.parse, envelope.encode, self.kinds
+        routed, partitions, max_bytes = self.routed, self.partitions, self.max_bytes
+        valid: Counter[str] = Counter()
+        dead: Counter[str] = Counter()
+        decoded = self._decoded()
+        lists = list(batch.values())
+        ordered = lists[0] if len(lists) == 1 else heapq.merge(*lists, key=_appended)
+        parsed_events: list[tuple[Event, float]] = []
+        for record in ordered:
+            kind = kinds[record.topic]
+            try:
+                parsed = parse(kind, record.value, max_bytes=max_bytes)
+            except InvalidEvent as exc:
+                self._dead_letter(record, exc.reason)
+                dead[kind] += 1
+                continue
+            except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream
+                self._dead_letter_bug(record, "validating", exc)
+                dead[kind] += 1
+                continue
+            valid[kind] += 1
+            parsed_events.append((parsed, record.timestamp / 1000))
+        parsed_events.sort(key=_event_time)
+        for parsed, arrived in parsed_events:
+            for view, shard in placements(parsed, partitions):
+                value = encode(view, parsed, arrived)
+                decoded[value] = (view, parsed, arrived)
+                send(routed, view.key.encode(), value, shard)
+        for tp, records in batch.items():
+            self.ingested[tp] = records[-1].offset + 1
+        for kind, count in valid.items():
+            self.metrics.valid[kind].inc(count)
+        for kind, count in dead.items():
+            self.metrics.dead_lettered[kind].inc(count)
+
+    def _decoded(self) -> dict[bytes, tuple[View, Event, float | None]]:
+        """The cache of envelopes produced here, its oldest half dropped when full (views
+        routed to shards other workers own are never read back here)."""
+        decoded = self.decoded
+        if len(decoded) > DECODED_LIMIT:
+            for value in list(islice(decoded, len(decoded) // 2)):
+                del decoded[value]
+        return decoded
+
+    # score -----------------------------------------------------------------------
+
+    def _score(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]],
+               ) -> None:
+        assert self.outputs is not None and self.consumer is not None  # noqa: S101
+        shard_id = tp.partition
+        if shard_id not in self.owned or shard_id in self.broken:
+            return  # revoked while fetched: its new owner folds it
+        try:
+            shard = self.manager.shard(shard_id)
+        except CheckpointError:
+            # Not the records' fault: stop consuming this shard rather than lose state.
+            logger.critical("shard %d cannot be restored; not consuming it", shard_id,
+                            exc_info=True)
+            self.broken.add(shard_id)
+            self.consumer.pause(tp)
+            return
+        send, decode, encode = self.outputs.add, envelope.decode_with_arrival, envelope.encode
+        metrics, store, routed, partitions = self.metrics, self.store, self.routed, self.partitions
+        decoded = self._decoded()
+        drift_before = dict(shard.drift_detections)
+        for record in records:
+            known = decoded.pop(record.value, None)
+            if known is not None:
+                view, parsed, arrived = known
+            else:
+                try:
+                    view, parsed, arrived = decode(record.value)
+                except InvalidEvent as exc:
+                    self._dead_letter(record, exc.reason)
+                    continue
+            try:
+                outcome = shard.process(view, parsed, record.offset)
+            except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream
+                self._dead_letter_bug(record, "scoring", exc)
+                continue
+            if outcome is None:
+                continue
+            # Onward views first: in the routed log they then precede anything caused by
+            # later events, as in replay (monitor.engine).
+            for onward in outcome.forwards:
+                value = encode(onward, parsed, arrived)
+                decoded[value] = (onward, parsed, arrived)
+                send(routed, onward.key.encode(), value, shard_of(onward, partitions))
+            if outcome.decision is not None:
+                send(self.decisions_topic, parsed.event_id.encode(),
+                     orjson.dumps(outcome.decision))
+                metrics.decided(parsed.kind, outcome.decision["scores"], arrived, parsed.ts,
+                                time.time())
+            for alert in outcome.alerts:
+                send(self.alerts_topic, view.key.encode(), orjson.dumps(alert))
+                metrics.alert(alert["pattern"], alert["severity"])
+                store.put(alert, parsed.ts)
+        self.manager.advance(shard_id, records[-1].offset + 1)
+        if shard.drift_detections != drift_before:
+            for family, count in shard.drift_detections.items():
+                if count > drift_before.get(family, 0):
+                    metrics.drifted(family, count - drift_before.get(family, 0))
+
+    # checkpoint and rebalance ------------------------------------------------------
+
+    async def checkpoint(self, only: set[int] | None = None, shards: int | None = None) -> int:
+        """Save dirty shards (of ``only``; at most ``shards``, least recently saved
+        first) once their outputs are delivered, then commit.
+
+        Under the lock, processing paused: queue every pending output and pickle one
+        shard (a turn of the lock per shard, so processing pauses for one snapshot at a
+        time). Then, with processing going on: wait until the outputs queued before each
+        snapshot are acknowledged, write the files, commit. A snapshot is thus written
+        only after every output it implies is in Kafka, and an input offset is committed
+        only after the envelopes it led to are. A timer checkpoint (``shards`` given)
+        pickles only when due (see ``SNAPSHOT_SHARE``). Returns the number of shards saved.
+        """
+        if self.consumer is None or self.outputs is None or self.failed:
+            return 0
+        manager, outputs = self.manager, self.outputs
+        async with manager.saving:
+            started = time.perf_counter()
+            async with manager.lock:
+                if not (manager.dirty or self.durable) and self.ingested == self.committed:
+                    return 0
+                inputs = dict(self.ingested)
+                await outputs.send()
+                deliveries = outputs.take()
+                scope = self.owned if only is None else only & self.owned
+                if shards is not None and time.monotonic() < self.snapshot_due:
+                    shards = 0
+                targets = manager.stalest(scope, shards)
+                pickling = time.perf_counter()
+                snapshots = manager.snapshot(targets[:1])
+                pickled = time.perf_counter() - pickling
+            for shard_id in targets[1:]:
+                async with manager.lock:
+                    await outputs.send()
+                    deliveries += outputs.take()
+                    pickling = time.perf_counter()
+                    snapshots += manager.snapshot([shard_id])
+                    pickled += time.perf_counter() - pickling
+            if targets:
+                self.snapshot_due = time.monotonic() + pickled / SNAPSHOT_SHARE
+            try:
+                await settle(deliveries)
+            except KafkaError as exc:
+                self._fail(exc, "outputs were not delivered")
+                return 0
+            self.durable.update(inputs)
+            saved = await manager.save(snapshots)
+            self.durable.update({TopicPartition(self.routed, snap.shard_id): snap.commit_offset
+                                 for snap in saved})
+            await self._commit()
+            if saved:
+                manager.checkpoints += 1
+                manager.last_checkpoint_seconds = time.perf_counter() - started
+            return len(saved)
+
+    async def _commit(self) -> None:
+        assert self.consumer is not None  # noqa: S101 - started
+        assigned = self.consumer.assignment()
+        offsets = {tp: offset for tp, offset in self.durable.items()
+                   if tp in assigned and self.committed.get(tp) != offset}
+        self.durable.clear()
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit(offsets)
+        except KafkaError as exc:
+            # The next checkpoint commits again; until then a restart re-reads a little
+            # more (skipped by applied offsets and the dedup window).
+            logger.warning("committing offsets failed: %r", exc)
+            for tp, offset in offsets.items():
+                self.durable.setdefault(tp, offset)
+            return
+        self.committed.update(offsets)
+
+    async def revoke(self, revoked: list[TopicPartition]) -> None:
+        """Before giving partitions up: checkpoint their shards and commit, then release."""
+        self.rebalancing = True
+        gone = {tp.partition for tp in revoked if tp.topic == self.routed}
+        await self.checkpoint(only=gone)
+        self.manager.release(gone)
+        self.owned.difference_update(gone)
+        self.broken.difference_update(gone)
+        for tp in revoked:
+            self.ingested.pop(tp, None)
+            self.committed.pop(tp, None)
+            self.durable.pop(tp, None)
+
+    def assign(self, assigned: list[TopicPartition]) -> None:
+        """Own the routed partitions assigned; their shards are restored on first use."""
+        self.owned = {tp.partition for tp in assigned if tp.topic == self.routed}
+        self.rebalancing = False
+        logger.info("owning shards %s", sorted(self.owned))
