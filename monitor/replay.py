@@ -18,6 +18,7 @@ from typing import IO, Any
 
 import orjson
 
+from monitor import gcpolicy
 from monitor.engine import Engine
 from monitor.errors import InvalidEvent, ReplayInputError, ReplayOutputError
 from monitor.events import INPUT_KINDS, from_dict, parse
@@ -72,6 +73,10 @@ def _event(line: bytes, max_bytes: int) -> Any:
     return from_dict(topic, record["value"])
 
 
+SETTLE_EVERY = 20_000
+"""Events between :func:`monitor.gcpolicy.settle` calls: state built since is parked."""
+
+
 def replay(path: Path, out_dir: Path, engine: Engine, max_bytes: int = 65536) -> ReplaySummary:
     """Replay ``path`` through ``engine``, writing decisions, alerts and dead letters."""
     try:
@@ -81,6 +86,7 @@ def replay(path: Path, out_dir: Path, engine: Engine, max_bytes: int = 65536) ->
     except OSError as exc:
         raise ReplayOutputError(f"cannot write to {out_dir}: {exc.strerror or exc}") from exc
     events = decided = alerted = dead_letters = 0
+    gcpolicy.configure()
     started = time.perf_counter()
     with (out_dir / "decisions.jsonl").open("wb") as decisions, \
          (out_dir / "alerts.jsonl").open("wb") as alerts, \
@@ -89,6 +95,8 @@ def replay(path: Path, out_dir: Path, engine: Engine, max_bytes: int = 65536) ->
         dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
         for number, line in _lines(path):
             events += 1
+            if not events % SETTLE_EVERY:
+                gcpolicy.settle()
             try:
                 event = _event(line, max_bytes)
             except InvalidEvent as exc:
