@@ -9,11 +9,7 @@ from monitor.errors import CheckpointError
 
 
 class FileCheckpointStore:
-    """One file per shard; a save is write-to-temp, fsync, rename, so a crash never tears it.
-
-    The two halves are separate (:meth:`stage`, :meth:`publish`) so a snapshot can be
-    written by a forked child while the parent still waits for the outputs it implies.
-    """
+    """One file per shard; a save is write-to-temp, fsync, rename, so a crash never tears it."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -31,29 +27,15 @@ class FileCheckpointStore:
             raise CheckpointError(f"cannot read checkpoint of shard {shard_id}: {exc}") from exc
 
     def save(self, shard_id: int, data: bytes) -> None:
-        """Write a snapshot durably and make it the shard's checkpoint."""
-        self.stage(shard_id, data)
-        self.publish(shard_id)
-
-    def stage(self, shard_id: int, data: bytes) -> None:
-        """Write a snapshot durably beside the checkpoint, not yet in force.
-
-        Safe to call from a forked child: it only opens, writes and syncs its own file.
-        """
-        tmp = self._staged(shard_id)
+        path = self._path(shard_id)
+        tmp = path.with_suffix(".tmp")
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             with tmp.open("wb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-        except OSError as exc:
-            raise CheckpointError(f"cannot write checkpoint of shard {shard_id}: {exc}") from exc
-
-    def publish(self, shard_id: int) -> None:
-        """Put the staged snapshot in force: an atomic rename, then sync the directory."""
-        try:
-            self._staged(shard_id).replace(self._path(shard_id))
+            tmp.replace(path)
             dir_fd = os.open(self.directory, os.O_RDONLY)
             try:
                 os.fsync(dir_fd)
@@ -61,6 +43,3 @@ class FileCheckpointStore:
                 os.close(dir_fd)
         except OSError as exc:
             raise CheckpointError(f"cannot write checkpoint of shard {shard_id}: {exc}") from exc
-
-    def _staged(self, shard_id: int) -> Path:
-        return self._path(shard_id).with_suffix(".tmp")

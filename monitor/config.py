@@ -64,7 +64,6 @@ class KafkaSettings(_Section):
 class ProcessingSettings(_Section):
     state_dir: Path = Path(".state")
     checkpoint_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
-    snapshot_in_child: bool = True
     max_event_bytes: int = Field(default=65536, ge=256, le=10_000_000)
     dedup_window: int = Field(default=100_000, ge=0, le=10_000_000)
     entity_idle_days: float = Field(default=120.0, gt=0)

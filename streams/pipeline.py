@@ -38,7 +38,6 @@ from monitor.errors import CheckpointError, InvalidEvent
 from monitor.records import dead_letter
 from monitor.routing import placements, shard_of
 from streams.outputs import Outputs, settle
-from streams.shards import CAN_FORK
 from streams.topics import kind_by_topic
 
 if TYPE_CHECKING:
@@ -51,7 +50,7 @@ if TYPE_CHECKING:
     from monitor.events import Event
     from monitor.metrics import Metrics
     from monitor.routing import View
-    from streams.shards import ChildSnapshot, ShardManager
+    from streams.shards import ShardManager
 
 logger = logging.getLogger(__name__)
 
@@ -66,9 +65,6 @@ DECODED_LIMIT = 16_384
 #: after a snapshot that took ``p`` seconds the next one is due ``p / SNAPSHOT_SHARE``
 #: seconds later. Input offsets are committed on every tick regardless.
 SNAPSHOT_SHARE = 0.1
-#: The same for snapshots taken by a forked child: it pickles on another core while the
-#: loop goes on, so it may run for up to half the wall time.
-CHILD_SHARE = 0.5
 
 
 def _appended(record: ConsumerRecord[bytes, bytes]) -> int:
@@ -115,7 +111,6 @@ class Pipeline:
         self.outputs: Outputs | None = None
         self.decoded: dict[bytes, tuple[View, Event, float | None]] = {}
         self.snapshot_due = 0.0  # monotonic time of the next timer snapshot
-        self.fork = CAN_FORK and settings.processing.snapshot_in_child
         self.rebalancing = True
         self.running = False
         # After a failure mid-batch, shard state may hold effects whose outputs were never
@@ -353,15 +348,7 @@ class Pipeline:
                 scope = self.owned if only is None else only & self.owned
                 if shards is not None and time.monotonic() < self.snapshot_due:
                     shards = 0
-                if self.fork:
-                    # A forked child pickles every due shard at once; the pause is the fork.
-                    child = manager.fork_snapshot(manager.stalest(scope, None if shards is None
-                                                                  or shards else 0))
-                    if child is not None:
-                        return await self._finish_child(child, inputs, deliveries, started)
-                    targets = []
-                else:
-                    targets = manager.stalest(scope, shards)
+                targets = manager.stalest(scope, shards)
                 pickling = time.perf_counter()
                 snapshots = manager.snapshot(targets[:1])
                 pickled = time.perf_counter() - pickling
@@ -388,27 +375,6 @@ class Pipeline:
                 manager.checkpoints += 1
                 manager.last_checkpoint_seconds = time.perf_counter() - started
             return len(saved)
-
-    async def _finish_child(self, child: ChildSnapshot, inputs: dict[TopicPartition, int],
-                            deliveries: list[asyncio.Future[Any]], started: float) -> int:
-        """The rest of a checkpoint whose snapshots a forked child is staging."""
-        manager = self.manager
-        try:
-            await settle(deliveries)
-        except KafkaError as exc:
-            await child.wait()  # reap it; what it staged is never put in force
-            self._fail(exc, "outputs were not delivered")
-            return 0
-        self.durable.update(inputs)
-        saved = await manager.publish(child)
-        self.snapshot_due = time.monotonic() + child.seconds / CHILD_SHARE
-        self.durable.update({TopicPartition(self.routed, snap.shard_id): snap.commit_offset
-                             for snap in saved})
-        await self._commit()
-        if saved:
-            manager.checkpoints += 1
-            manager.last_checkpoint_seconds = time.perf_counter() - started
-        return len(saved)
 
     async def _commit(self) -> None:
         assert self.consumer is not None  # noqa: S101 - started

@@ -15,23 +15,13 @@ with processing going on, the caller waits until those outputs are acknowledged,
 :meth:`ShardManager.save` writes the files (off the event loop) and the caller commits
 the offsets. ``saving`` serialises whole checkpoints, so an older snapshot never
 overwrites a newer one and commits never go backwards.
-
-Where the platform can fork, :meth:`ShardManager.fork_snapshot` replaces the pickling
-under the lock: a child process, a copy-on-write image of the shards at that instant,
-pickles and stages them while the parent goes on processing; the pause is the fork
-(milliseconds) instead of the pickling (hundreds of milliseconds for a large shard).
-:meth:`ShardManager.publish` puts the staged files in force only after the child
-succeeded, and the caller calls it only after the outputs are acknowledged, so the
-invariant above is unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from monitor.errors import CheckpointError
@@ -53,29 +43,6 @@ class Snapshot:
     shard_id: int
     data: bytes | None
     commit_offset: int
-
-
-CAN_FORK = hasattr(os, "fork")
-
-
-@dataclass
-class ChildSnapshot:
-    """Shards being pickled and staged by a forked child, with their commit offsets."""
-
-    pid: int
-    snapshots: list[Snapshot]
-    staged: set[int] = field(default_factory=set)
-    started: float = field(default_factory=time.perf_counter)
-    seconds: float = 0.0
-    staged_all: bool | None = None
-
-    async def wait(self) -> bool:
-        """Reap the child (off the event loop, once); whether every snapshot was staged."""
-        if self.staged_all is None:
-            _, status = await asyncio.to_thread(os.waitpid, self.pid, 0)
-            self.seconds = time.perf_counter() - self.started
-            self.staged_all = os.waitstatus_to_exitcode(status) == 0
-        return self.staged_all
 
 
 class ShardManager:
@@ -130,62 +97,6 @@ class ShardManager:
             self.saved_at[shard_id] = self.checkpoints
         return taken
 
-    def fork_snapshot(self, only: Iterable[int]) -> ChildSnapshot | None:
-        """Fork a child that pickles and stages the dirty shards of ``only``; call under
-        ``lock`` after the flush, exactly where :meth:`snapshot` would be called."""
-        targets = sorted(self.dirty & set(only))
-        if not targets:
-            return None
-        shards = [(shard_id, self.shards.get(shard_id)) for shard_id in targets]
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child: pickle, stage, leave at once
-            code = 0
-            try:
-                for shard_id, shard in shards:
-                    if shard is not None:
-                        self.store.stage(shard_id, shard.snapshot())
-            except BaseException:  # noqa: BLE001 - any failure is the exit status
-                code = 1
-            os._exit(code)  # no atexit, no buffers or sockets of the parent touched
-        job = ChildSnapshot(pid, [Snapshot(shard_id, None, self.pending.pop(shard_id))
-                                  for shard_id in targets],
-                            staged={shard_id for shard_id, shard in shards
-                                    if shard is not None})
-        for shard_id in targets:
-            self.dirty.discard(shard_id)
-            self.saved_at[shard_id] = self.checkpoints
-        return job
-
-    async def publish(self, job: ChildSnapshot) -> list[Snapshot]:
-        """Wait for the child, then put its staged snapshots in force; returns those saved.
-
-        If the child failed, or a rename fails, the shard stays dirty and its offset
-        uncommitted, as in :meth:`save`.
-        """
-        if not await job.wait():
-            logger.error("the snapshot child failed; offsets of shards %s stay uncommitted",
-                         [snap.shard_id for snap in job.snapshots])
-            for snap in job.snapshots:
-                self._retry(snap)
-            return []
-        saved = []
-        for snap in job.snapshots:
-            try:
-                if snap.shard_id in job.staged:
-                    await asyncio.to_thread(self.store.publish, snap.shard_id)
-            except CheckpointError:
-                logger.exception("checkpoint of shard %d failed; its offsets stay uncommitted",
-                                 snap.shard_id)
-                self._retry(snap)
-                continue
-            saved.append(snap)
-        return saved
-
-    def _retry(self, snap: Snapshot) -> None:
-        if snap.shard_id in self.shards:
-            self.dirty.add(snap.shard_id)
-            self.pending.setdefault(snap.shard_id, snap.commit_offset)
-
     async def save(self, snapshots: list[Snapshot]) -> list[Snapshot]:
         """Write snapshots durably, off the event loop; returns those that were saved.
 
@@ -200,7 +111,9 @@ class ShardManager:
             except CheckpointError:
                 logger.exception("checkpoint of shard %d failed; its offsets stay uncommitted",
                                  snap.shard_id)
-                self._retry(snap)
+                if snap.shard_id in self.shards:
+                    self.dirty.add(snap.shard_id)
+                    self.pending.setdefault(snap.shard_id, snap.commit_offset)
                 continue
             saved.append(snap)
         return saved

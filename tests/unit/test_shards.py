@@ -12,7 +12,7 @@ from monitor.events import from_dict
 from monitor.routing import placements
 from monitor.sample import generate
 from monitor.shard import Shard
-from streams.shards import CAN_FORK, ShardManager
+from streams.shards import ShardManager
 from tests.unit.test_shard import make_settings
 
 
@@ -93,34 +93,3 @@ def test_the_stalest_dirty_shards_come_first(tmp_path: Path) -> None:
     manager.snapshot([1, 2])
     assert manager.stalest({0, 1, 2}, 1) == [0]
     assert manager.stalest({1, 2}, 1) == []
-
-
-@pytest.mark.skipif(not CAN_FORK, reason="the platform cannot fork")
-async def test_a_forked_snapshot_is_in_force_only_once_published(tmp_path: Path) -> None:
-    store = FileCheckpointStore(tmp_path)
-    manager = ShardManager(make_settings(), store)
-    _fold(manager, 3, 30)
-    expected = manager.shards[3].snapshot()
-    child = manager.fork_snapshot([3])
-    assert child is not None
-    assert manager.dirty == set() and manager.pending == {}
-    _fold(manager, 3, 35)  # the parent goes on; the child pickled the earlier image
-    assert await child.wait()
-    assert store.load(3) is None  # staged, not in force: outputs may not be delivered yet
-    saved = await manager.publish(child)
-    assert [(snap.shard_id, snap.commit_offset) for snap in saved] == [(3, 30)]
-    assert store.load(3) == expected
-
-
-@pytest.mark.skipif(not CAN_FORK, reason="the platform cannot fork")
-async def test_a_failed_child_commits_nothing_and_leaves_the_shard_dirty(
-        tmp_path: Path) -> None:
-    manager = ShardManager(make_settings(), FileCheckpointStore(tmp_path))
-    _fold(manager, 0, 10)
-    blocker = tmp_path / "not-a-directory"
-    blocker.write_text("x")
-    manager.store = FileCheckpointStore(blocker)
-    child = manager.fork_snapshot([0])
-    assert child is not None
-    assert await manager.publish(child) == []
-    assert manager.dirty == {0} and manager.pending == {0: 10}
