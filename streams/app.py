@@ -15,6 +15,7 @@ import faust
 import prometheus_client
 from faust.app.base import BootStrategy
 
+from monitor import gcpolicy
 from monitor.alertstore import AlertStore
 from monitor.checkpoint import FileCheckpointStore
 from monitor.config import Settings
@@ -89,12 +90,14 @@ def _register_pipeline(app: faust.App, settings: Settings, pipeline: Pipeline,
     """The consumer loop starts with the app and stops (final checkpoint) before it."""
     async def start_pipeline() -> None:
         pipeline.on_crash = app.crash
+        gcpolicy.configure()
         await pipeline.start()
 
     async def checkpoint() -> None:
         # One shard per tick: pickling pauses processing, and grows with the state.
         if await pipeline.checkpoint(shards=1):
             metrics.checkpoint_seconds.observe(pipeline.manager.last_checkpoint_seconds)
+        gcpolicy.settle()  # state kept since the last tick leaves the collector's walks
 
     async def stop_pipeline(sender: Any, **_: Any) -> None:
         await pipeline.stop()

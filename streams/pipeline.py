@@ -58,6 +58,10 @@ logger = logging.getLogger(__name__)
 #: far below the session timeout, and the loop yields between batches.
 MAX_BATCH = 2_000
 POLL_MS = 100
+#: How long the broker may hold a fetch with nothing new. aiokafka leaves partitions with
+#: buffered records out of the fetch in flight, so records arriving on them (the routed
+#: views this worker just produced) can wait for that fetch to return (500 ms default).
+FETCH_WAIT_MS = 20
 #: Envelopes this worker produced, decoded: a routed record it reads back is usually one
 #: of them, and decoding (re-validating the event) costs about a tenth of a record's work.
 DECODED_LIMIT = 16_384
@@ -132,6 +136,7 @@ class Pipeline:
             bootstrap_servers=kafka.bootstrap_servers, group_id=kafka.app_id,
             client_id=f"{kafka.app_id}-worker", enable_auto_commit=False,
             auto_offset_reset="earliest", fetch_max_bytes=16 << 20,
+            fetch_max_wait_ms=FETCH_WAIT_MS,
             session_timeout_ms=int(kafka.session_timeout_seconds * 1000),
             heartbeat_interval_ms=int(kafka.heartbeat_interval_seconds * 1000))
         await self.producer.start()
