@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from monitor import evaluate, importers
+from monitor import evaluate, gcpolicy, importers
 from monitor.config import DEFAULT_CONFIG, Settings, load_settings
 from monitor.errors import FraudMonitorError
 from monitor.simulator import command as simulate_command
@@ -39,6 +39,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from monitor.replay import replay
 
     settings = _settings(args)
+    gcpolicy.configure()  # a process-wide policy: set by the process's entry point
     summary = replay(Path(args.events), Path(args.out), Engine(settings),
                      settings.processing.max_event_bytes)
     print(summary.line())
@@ -48,6 +49,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 def _cmd_cost(args: argparse.Namespace) -> int:
     from monitor.cost import main_cost
 
+    gcpolicy.configure()
     return main_cost(args, _settings(args))
 
 

@@ -86,7 +86,6 @@ def replay(path: Path, out_dir: Path, engine: Engine, max_bytes: int = 65536) ->
     except OSError as exc:
         raise ReplayOutputError(f"cannot write to {out_dir}: {exc.strerror or exc}") from exc
     events = decided = alerted = dead_letters = 0
-    gcpolicy.configure()
     started = time.perf_counter()
     with (out_dir / "decisions.jsonl").open("wb") as decisions, \
          (out_dir / "alerts.jsonl").open("wb") as alerts, \

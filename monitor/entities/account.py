@@ -29,6 +29,7 @@ _RELAYED = 0.8
 _ONWARD_CHANNELS = frozenset({"transfer", "cash_out"})
 """Channels that move money onward; card, QR and wallet payments at shops are spending."""
 NOVEL_RELAY_WEIGHT = 0.2
+"""Evidence a novel relay adds to a mule finding (once novelty is trusted)."""
 _P2P_CHANNELS = frozenset({"transfer", "wallet"})
 """Channels a person can send money to another person on."""
 _PERSON_CHANNELS = _P2P_CHANNELS | {"cash_out"}
@@ -77,9 +78,11 @@ class AccountState(EntityState):
                 setattr(self, name, value)
             except AttributeError:  # a slot this version no longer has
                 continue
-        for name in ("lots", "novel_relays"):
-            if not hasattr(self, name):
-                setattr(self, name, None)
+        missing = [name for name in AccountState.__slots__ if not hasattr(self, name)]
+        if missing:  # slots added since: as a new account starts them
+            fresh = AccountState()
+            for name in missing:
+                setattr(self, name, getattr(fresh, name))
 
     def _first_time(self, party: str) -> bool:
         known, self.sketch = seen_before(self.sketch, party)
