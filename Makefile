@@ -10,7 +10,7 @@ KAFKA_PORT ?= 9092
 TEST_KAFKA_DIR ?= .kafka-test
 PYTEST_ARGS ?=
 
-.PHONY: venv jars apt-deps kafka-up kafka-down demo test unit lint bench clean
+.PHONY: venv native jars apt-deps kafka-up kafka-down demo test unit lint bench clean
 
 venv: $(STAMP)
 
@@ -19,6 +19,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# The hot path compiled with mypyc (monitor/native.py): a no-op when the build matches
+# the sources; without a C compiler it says why and everything runs as pure Python.
+native: venv
+	$(BIN)/fraudmon native build
 
 jars: venv
 	$(BIN)/python -c "from streams.broker import ensure_jars; print(ensure_jars())"
@@ -47,19 +52,19 @@ kafka-up: jars
 kafka-down: venv
 	$(BIN)/fraudmon kafka down --dir $(KAFKA_DIR) --port $(KAFKA_PORT)
 
-demo: jars
+demo: jars native
 	$(BIN)/fraudmon demo --port $(KAFKA_PORT)
 
 lint: venv
 	$(BIN)/ruff check monitor streams tests
 	$(BIN)/mypy
 
-unit: venv
+unit: native
 	$(BIN)/python -m pytest tests/unit -q $(PYTEST_ARGS)
 
 # Starts a broker of its own on a free port, runs lint, unit and integration tests
 # against it, and stops the broker whatever the outcome.
-test: jars apt-deps lint
+test: jars apt-deps lint native
 	@port=$$($(BIN)/python -c "from streams.broker import free_port; print(free_port())"); \
 	rm -rf $(TEST_KAFKA_DIR); \
 	$(BIN)/fraudmon kafka up --dir $(TEST_KAFKA_DIR) --port $$port || exit 1; \
@@ -70,8 +75,9 @@ test: jars apt-deps lint
 
 # Starts a broker of its own on free ports; BENCH_ARGS="--events 20000 --only replay,e2e".
 BENCH_ARGS ?=
-bench: jars
+bench: jars native
 	$(BIN)/fraudmon bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(TEST_KAFKA_DIR) .demo .state .pytest_cache .mypy_cache .ruff_cache
+	test ! -x $(BIN)/fraudmon || $(BIN)/fraudmon native clean

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from river import anomaly
 
 from monitor.config import AnomalySettings
 from monitor.scaling import LogScaler
+from monitor.slotstate import as_dict, get_state, set_state
 
 
 class AnomalyModel:
@@ -19,16 +22,25 @@ class AnomalyModel:
     typology rule has a finding to weigh.
     """
 
-    def __init__(self, settings: AnomalySettings, caps: dict[str, float]) -> None:
+    def __init__(self, settings: AnomalySettings | None = None,
+                 caps: dict[str, float] | None = None) -> None:
+        # Callable without arguments: a compiled build unpickles by calling the class.
+        settings = settings if settings is not None else AnomalySettings()
         self.model = anomaly.HalfSpaceTrees(
             n_trees=settings.n_trees, height=settings.height,
             window_size=settings.window_size, seed=settings.seed,
         )
-        self._scaled = LogScaler(caps)
+        self._scaled = LogScaler(caps if caps is not None else {})
         self.learn_every = settings.learn_every
         self.window_size = settings.window_size
         self.seen = 0
         self.learned = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        return get_state(self)
+
+    def __setstate__(self, state: Any) -> None:
+        set_state(self, as_dict(state))
 
     def score_one(self, features: dict[str, float]) -> float:
         """Anomaly score in [0, 1]; higher is stranger."""

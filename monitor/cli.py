@@ -133,6 +133,19 @@ def _cmd_webhook_secret(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_native(args: argparse.Namespace) -> int:
+    from monitor import native
+
+    if args.action == "build":
+        return 0 if native.build(force=args.force) else 1
+    if args.action == "clean":
+        native.clean()
+        return 0
+    fresh, reason = native.status()
+    print(reason)
+    return 0 if fresh else 1
+
+
 def _cmd_openapi(args: argparse.Namespace) -> int:
     import json
 
@@ -223,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     secret = sub.add_parser("webhook-secret", help="print a new whsec_ webhook secret")
     secret.set_defaults(func=_cmd_webhook_secret)
+
+    native = sub.add_parser("native", help="the compiled hot path (mypyc): build, status, clean")
+    native.add_argument("action", choices=("build", "status", "clean"))
+    native.add_argument("--force", action="store_true", help="rebuild even when fresh")
+    native.set_defaults(func=_cmd_native)
 
     openapi = with_config(sub.add_parser("openapi", help="print the HTTP API's OpenAPI document"))
     openapi.add_argument("--out", default=None, help="write it to this file instead")

@@ -1,7 +1,7 @@
 """What detection costs per entity family: time per view, the longest pause, state bytes.
 
-``fraudmon cost EVENTS.jsonl`` replays a file through the real :class:`Engine` with every
-shard behind a timer, so the figures are those of ``fraudmon replay`` itself (plus two
+``fraudmon cost EVENTS.jsonl`` replays a file through the real :class:`Engine` with the
+engine timing every shard call, so the figures are those of ``fraudmon replay`` itself (plus two
 clock reads per view). A view's time covers everything its family does for it: folding
 the event into the state, windows and sketches, features, typology rules, the anomaly
 model's scoring and learning, the label model, the policy and the decision record.
@@ -12,19 +12,18 @@ from __future__ import annotations
 import argparse
 import pickle
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from monitor.engine import Engine
 from monitor.replay import replay
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from monitor.config import Settings
-    from monitor.events import Event
     from monitor.routing import View
-    from monitor.shard import Outcome, Shard
 
 
 @dataclass(slots=True)
@@ -45,22 +44,17 @@ class FamilyCost:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
-class _TimedShard:
-    """A shard whose every ``process`` call is timed and booked to the view's family."""
+def _book(costs: dict[str, FamilyCost]) -> Callable[[View, float], None]:
+    """Books each view's shard time to its family (labels to ``label``)."""
 
-    def __init__(self, shard: Shard, costs: dict[str, FamilyCost]) -> None:
-        self.shard = shard
-        self.costs = costs
-
-    def process(self, view: View, event: Event, offset: int | None = None) -> Outcome | None:
-        started = time.perf_counter()
-        outcome = self.shard.process(view, event, offset)
+    def book(view: View, seconds: float) -> None:
         family = "label" if view.role in ("label", "label_copy") else view.entity_type
-        cost = self.costs.get(family)
+        cost = costs.get(family)
         if cost is None:
-            cost = self.costs[family] = FamilyCost()
-        cost.add(time.perf_counter() - started)
-        return outcome
+            cost = costs[family] = FamilyCost()
+        cost.add(seconds)
+
+    return book
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +88,7 @@ def measure(path: Path, settings: Settings) -> CostReport:
     engine = Engine(settings)
     costs: dict[str, FamilyCost] = {}
     shards = engine.shards
-    # Duck-typed stand-ins: the engine only calls ``process``.
-    engine.shards = [cast("Shard", _TimedShard(shard, costs)) for shard in shards]
+    engine.timer = _book(costs)
     with tempfile.TemporaryDirectory(prefix="fraudmon-cost-") as out_dir:
         summary = replay(path, Path(out_dir), engine, settings.processing.max_event_bytes)
     state: dict[str, list[int]] = {}

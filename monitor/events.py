@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Final
+from typing import Any, Final
 
 import orjson
 
@@ -52,7 +52,11 @@ class Payment:
     borrower: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
-    kind: ClassVar[str] = PAYMENTS
+    @property
+    def kind(self) -> str:
+        """The input topic kind (a property: the compiled build has no class constants
+        on frozen dataclasses)."""
+        return PAYMENTS
 
 
 @dataclass(slots=True, frozen=True)
@@ -72,7 +76,11 @@ class LoanDisbursal:
     device_id: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
-    kind: ClassVar[str] = LOAN_DISBURSALS
+    @property
+    def kind(self) -> str:
+        """The input topic kind (a property: the compiled build has no class constants
+        on frozen dataclasses)."""
+        return LOAN_DISBURSALS
 
 
 @dataclass(slots=True, frozen=True)
@@ -87,7 +95,11 @@ class Label:
     target_event_id: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
-    kind: ClassVar[str] = LABELS
+    @property
+    def kind(self) -> str:
+        """The input topic kind (a property: the compiled build has no class constants
+        on frozen dataclasses)."""
+        return LABELS
 
 
 Event = Payment | LoanDisbursal | Label

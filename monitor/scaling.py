@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import Any
+
+from monitor.slotstate import as_dict, get_state, set_state
 
 
 class LogScaler:
@@ -12,8 +15,16 @@ class LogScaler:
     restart. Features without a cap are dropped.
     """
 
-    def __init__(self, caps: dict[str, float]) -> None:
+    def __init__(self, caps: dict[str, float] | None = None) -> None:
+        # Callable without arguments: a compiled build unpickles by calling the class.
+        caps = caps if caps is not None else {}
         self.scales = {name: 1.0 / math.log1p(cap) for name, cap in caps.items()}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return get_state(self)
+
+    def __setstate__(self, state: Any) -> None:
+        set_state(self, as_dict(state))
 
     def __call__(self, features: dict[str, float]) -> dict[str, float]:
         scales = self.scales

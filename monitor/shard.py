@@ -294,7 +294,7 @@ class Shard:
             raise CheckpointError(f"shard {self.shard_id}: not a checkpoint of this format")
         if state.get("shard_id") != self.shard_id:
             raise CheckpointError(f"shard {self.shard_id}: checkpoint of another shard")
-        missing = _SNAPSHOT_KEYS - state.keys()
+        missing = _SNAPSHOT_KEYS.difference(state)
         if missing:
             raise CheckpointError(f"shard {self.shard_id}: checkpoint lacks {sorted(missing)}")
         if state["model_version"] != self.model_version:

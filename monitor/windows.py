@@ -15,15 +15,15 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from monitor.slotstate import as_dict, get_state, set_state
 
-def _as_list(state: Any) -> Any:
-    """Restore hook for slotted windows: (None, slots) with ``entries`` as a list."""
-    if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], dict):
-        slots = dict(state[1])
-        if isinstance(slots.get("entries"), deque):
-            slots["entries"] = list(slots["entries"])
-        return slots
-    return state
+
+def _restore(window: FlowWindow | TimeWindow, state: Any) -> None:
+    """Restore hook for windows: entries become a list (older checkpoints held deques)."""
+    values = as_dict(state)
+    if isinstance(values.get("entries"), deque):
+        values = {**values, "entries": list(values["entries"])}
+    set_state(window, values)
 
 
 class FlowWindow:
@@ -42,9 +42,11 @@ class FlowWindow:
         self.flagged = 0.0
         self.parties: dict[str, int] | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        return get_state(self)
+
     def __setstate__(self, state: Any) -> None:
-        for name, value in _as_list(state).items():
-            setattr(self, name, value)
+        _restore(self, state)
 
     def add(self, ts: float, amount: float, party: str, flagged: bool = False,
             cap: int = 512) -> None:
@@ -120,9 +122,11 @@ class TimeWindow:
     def __init__(self) -> None:
         self.entries: list[tuple[float, str]] = []
 
+    def __getstate__(self) -> dict[str, Any]:
+        return get_state(self)
+
     def __setstate__(self, state: Any) -> None:
-        for name, value in _as_list(state).items():
-            setattr(self, name, value)
+        _restore(self, state)
 
     def add(self, ts: float, tag: str = "", cap: int = 512) -> None:
         if len(self.entries) >= cap:

@@ -71,19 +71,6 @@ class AccountState(EntityState):
         self.novel_relays: TimeWindow | None = None  # ... from a new payer to new payees
         self.sketch = 0
 
-    def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
-        # Checkpoints of earlier versions may hold slots this version no longer has.
-        for name, value in state[1].items():
-            try:
-                setattr(self, name, value)
-            except AttributeError:  # a slot this version no longer has
-                continue
-        missing = [name for name in AccountState.__slots__ if not hasattr(self, name)]
-        if missing:  # slots added since: as a new account starts them
-            fresh = AccountState()
-            for name in missing:
-                setattr(self, name, getattr(fresh, name))
-
     def _first_time(self, party: str) -> bool:
         known, self.sketch = seen_before(self.sketch, party)
         return not known

@@ -6,6 +6,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from monitor.slotstate import as_dict, fields, get_state, set_state
+
 if TYPE_CHECKING:
     from monitor.config import DetectionSettings
     from monitor.events import Event
@@ -80,6 +82,18 @@ class EntityState:
         # The newest ``max_evidence`` event ids, oldest first (a list: a deque costs ~620
         # bytes even when it holds one id; checkpoints holding a deque still work).
         self.recent_events: list[str] | deque[str] = []
+
+    def __getstate__(self) -> dict[str, Any]:
+        return get_state(self)
+
+    def __setstate__(self, state: Any) -> None:
+        values = as_dict(state)
+        set_state(self, values)
+        missing = [name for name in fields(type(self)) if name not in values]
+        if missing:  # attributes added since the checkpoint: as a new entity starts them
+            fresh = type(self)()
+            for name in missing:
+                setattr(self, name, getattr(fresh, name))
 
     def clear_scores(self) -> None:
         """Forget the last scores (a view without findings)."""
