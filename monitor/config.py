@@ -63,6 +63,9 @@ class KafkaSettings(_Section):
 
 class ProcessingSettings(_Section):
     state_dir: Path = Path(".state")
+    # "kafka": shard checkpoints go to a compacted changelog topic (any host can restore
+    # a shard) and to state_dir as a cache; "file": to state_dir only (one host).
+    checkpoint_store: Literal["file", "kafka"] = "kafka"
     checkpoint_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
     max_event_bytes: int = Field(default=65536, ge=256, le=10_000_000)
     dedup_window: int = Field(default=100_000, ge=0, le=10_000_000)

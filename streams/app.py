@@ -3,7 +3,9 @@
 The faust app hosts the worker: web server and API, timers, start-up and shutdown,
 topic declarations. It runs no agents and no faust consumer: ingest and score run on
 one plain aiokafka consumer loop (:mod:`streams.pipeline`) started with the app, and
-the checkpoint timer flushes, saves shards and commits (:mod:`streams.shards`).
+the checkpoint timer flushes, saves shards and commits (:mod:`streams.shards`), to the
+Kafka changelog (:mod:`streams.changelog`) and local files, or local files only
+(``processing.checkpoint_store``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from monitor.entities import FAMILIES
 from monitor.metrics import Metrics
 from monitor.shard import model_version
 from streams.api import register_api
+from streams.changelog import KafkaChangelog
 from streams.lag import LagProbe
 from streams.pipeline import Pipeline
 from streams.shards import ShardManager
@@ -71,7 +74,10 @@ def create_app(settings: Settings) -> faust.App:
     declare(app, settings)
     # No *_created series: noise for dashboards. (The client leaves this function untyped.)
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
-    manager = ShardManager(settings, FileCheckpointStore(settings.processing.state_dir))
+    changelog = (KafkaChangelog(settings)
+                 if settings.processing.checkpoint_store == "kafka" else None)
+    manager = ShardManager(settings, FileCheckpointStore(settings.processing.state_dir),
+                           changelog)
     metrics = Metrics(receivers=[r.name for r in settings.webhooks.receivers],
                       families=FAMILIES)
     metrics.model.info({"model_version": model_version(settings)})

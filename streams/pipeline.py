@@ -139,6 +139,7 @@ class Pipeline:
             fetch_max_wait_ms=FETCH_WAIT_MS,
             session_timeout_ms=int(kafka.session_timeout_seconds * 1000),
             heartbeat_interval_ms=int(kafka.heartbeat_interval_seconds * 1000))
+        await self.manager.start()
         await self.producer.start()
         self.outputs = Outputs(self.producer)
         await self.outputs.prepare(self.routed, self.decisions_topic, self.alerts_topic,
@@ -165,6 +166,7 @@ class Pipeline:
                 self.owned.clear()
                 await consumer.stop()
                 await producer.stop()
+                await self.manager.stop()
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.consumer.assignment()) if self.consumer is not None else set()
@@ -177,6 +179,7 @@ class Pipeline:
                 if not batch:
                     continue
                 async with self.manager.lock:
+                    await self._restore(batch)
                     inputs = {tp: records for tp, records in batch.items()
                               if tp.topic != self.routed}
                     if inputs:
@@ -267,6 +270,28 @@ class Pipeline:
         return decoded
 
     # score -----------------------------------------------------------------------
+
+    async def _restore(self, batch: dict[TopicPartition, Any]) -> None:
+        """Restore the shards this batch uses for the first time, before any of its records.
+
+        Runs under ``manager.lock``, so a revoke (which checkpoints under it) waits until
+        the shards it may release are in place. Off the event loop: file reads and
+        unpickling run in a thread, changelog reads are async.
+        """
+        assert self.consumer is not None  # noqa: S101 - started
+        for tp in batch:
+            shard_id = tp.partition
+            if (tp.topic != self.routed or shard_id in self.manager.shards
+                    or shard_id not in self.owned or shard_id in self.broken):
+                continue
+            try:
+                await self.manager.ensure(shard_id)
+            except CheckpointError:
+                # Not the records' fault: stop consuming this shard rather than lose state.
+                logger.critical("shard %d cannot be restored; not consuming it", shard_id,
+                                exc_info=True)
+                self.broken.add(shard_id)
+                self.consumer.pause(tp)
 
     def _score(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]],
                ) -> None:

@@ -15,6 +15,15 @@ with processing going on, the caller waits until those outputs are acknowledged,
 :meth:`ShardManager.save` writes the files (off the event loop) and the caller commits
 the offsets. ``saving`` serialises whole checkpoints, so an older snapshot never
 overwrites a newer one and commits never go backwards.
+
+Where a checkpoint is durable depends on ``processing.checkpoint_store``: ``file``
+means in the local file (fsynced); ``kafka`` means acknowledged by the broker (acks=all)
+in the compacted changelog topic (:mod:`streams.changelog`) *and* in the local file,
+which stays as a cache. A shard is restored (:meth:`ShardManager.ensure`, off the event
+loop) from the local file when it is at least as new as the changelog's newest complete
+snapshot (by ``applied_offset``), else from the changelog read to its end; so a shard
+that moves to a worker on another host, or comes back after one, resumes where its last
+owner left it.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from monitor.errors import CheckpointError
 from monitor.shard import Shard
@@ -32,25 +41,39 @@ if TYPE_CHECKING:
 
     from monitor.checkpoint import FileCheckpointStore
     from monitor.config import Settings
+    from streams.changelog import Restored
 
 logger = logging.getLogger(__name__)
 
 
+class Changelog(Protocol):
+    """Where checkpoints go besides the local file (:class:`streams.changelog.KafkaChangelog`)."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def load(self, shard_id: int) -> Restored | None: ...
+    async def save(self, shard_id: int, data: bytes, applied_offset: int) -> None: ...
+    def forget(self, shard_ids: Iterable[int]) -> None: ...
+
+
 @dataclass(frozen=True)
 class Snapshot:
-    """A shard's pickled state and the offset to commit once it is on disk."""
+    """A shard's pickled state and the offset to commit once it is durable."""
 
     shard_id: int
     data: bytes | None
     commit_offset: int
+    applied_offset: int = -1
 
 
 class ShardManager:
     """The shards this worker owns, with the offsets they have folded but not saved."""
 
-    def __init__(self, settings: Settings, store: FileCheckpointStore) -> None:
+    def __init__(self, settings: Settings, store: FileCheckpointStore,
+                 changelog: Changelog | None = None) -> None:
         self.settings = settings
         self.store = store
+        self.changelog = changelog
         self.shards: dict[int, Shard] = {}
         self.dirty: set[int] = set()
         # shard -> next offset to commit (last processed + 1), not yet checkpointed
@@ -61,17 +84,66 @@ class ShardManager:
         self.last_checkpoint_seconds = 0.0
         self.saved_at: dict[int, int] = {}  # shard -> number of the checkpoint that saved it
 
+    async def start(self) -> None:
+        if self.changelog is not None:
+            await self.changelog.start()
+
+    async def stop(self) -> None:
+        if self.changelog is not None:
+            await self.changelog.stop()
+
     def shard(self, shard_id: int) -> Shard:
-        """The shard, restored from its checkpoint the first time it is used."""
+        """The shard; without a changelog, restored from its file the first time it is used.
+
+        With a changelog a shard must be restored by :meth:`ensure` first (a local file
+        alone may be stale): until then this raises ``CheckpointError``.
+        """
         shard = self.shards.get(shard_id)
         if shard is None:
-            shard = Shard(shard_id, self.settings)
-            data = self.store.load(shard_id)
-            if data is not None:
-                shard.restore(data)
-                logger.info("shard %d restored at offset %d (%d entities)", shard_id,
-                            shard.applied_offset, len(shard.entities))
-            self.shards[shard_id] = shard
+            if self.changelog is not None:
+                raise CheckpointError(f"shard {shard_id} is used before it was restored")
+            shard = self.shards[shard_id] = self._from_file(shard_id) or Shard(shard_id,
+                                                                               self.settings)
+        return shard
+
+    async def ensure(self, shard_id: int) -> Shard:
+        """The shard, restored off the event loop the first time (see the module docstring).
+
+        Raises ``CheckpointError`` when the shard had state that cannot be read: the
+        caller must not process the shard rather than start it empty.
+        """
+        shard = self.shards.get(shard_id)
+        if shard is not None:
+            return shard
+        local: Shard | None = None
+        unreadable: CheckpointError | None = None
+        try:
+            local = await asyncio.to_thread(self._from_file, shard_id)
+        except CheckpointError as exc:
+            if self.changelog is None:
+                raise
+            logger.warning("shard %d: local checkpoint unreadable (%s); trying the changelog",
+                           shard_id, exc)
+            unreadable = exc
+        remote = await self.changelog.load(shard_id) if self.changelog is not None else None
+        if remote is None and unreadable is not None:
+            raise unreadable
+        if remote is not None and (local is None or remote.applied_offset > local.applied_offset):
+            shard = await asyncio.to_thread(self._restored, shard_id, remote.data, "changelog")
+        else:
+            shard = local or Shard(shard_id, self.settings)
+        self.shards.setdefault(shard_id, shard)
+        return self.shards[shard_id]
+
+    def _from_file(self, shard_id: int) -> Shard | None:
+        data = self.store.load(shard_id)
+        return None if data is None else self._restored(shard_id, data, "file")
+
+    def _restored(self, shard_id: int, data: bytes, source: str) -> Shard:
+        shard = Shard(shard_id, self.settings)
+        shard.restore(data)
+        logger.info("shard %d restored from its %s at offset %d (%d entities)", shard_id,
+                    source, shard.applied_offset, len(shard.entities))
         return shard
 
     def advance(self, shard_id: int, next_offset: int) -> None:
@@ -92,7 +164,8 @@ class ShardManager:
         for shard_id in targets:
             shard = self.shards.get(shard_id)
             data = shard.snapshot() if shard is not None else None
-            taken.append(Snapshot(shard_id, data, self.pending.pop(shard_id)))
+            applied = shard.applied_offset if shard is not None else -1
+            taken.append(Snapshot(shard_id, data, self.pending.pop(shard_id), applied))
             self.dirty.discard(shard_id)
             self.saved_at[shard_id] = self.checkpoints
         return taken
@@ -100,13 +173,16 @@ class ShardManager:
     async def save(self, snapshots: list[Snapshot]) -> list[Snapshot]:
         """Write snapshots durably, off the event loop; returns those that were saved.
 
-        A shard whose write fails stays dirty (the next checkpoint retries it) and its
-        offset is not returned, so it is not committed.
+        Durable means in the changelog, acknowledged (when there is one), and in the
+        local file. A shard whose write fails stays dirty (the next checkpoint retries
+        it) and its offset is not returned, so it is not committed.
         """
         saved = []
         for snap in snapshots:
             try:
                 if snap.data is not None:
+                    if self.changelog is not None:
+                        await self.changelog.save(snap.shard_id, snap.data, snap.applied_offset)
                     await asyncio.to_thread(self.store.save, snap.shard_id, snap.data)
             except CheckpointError:
                 logger.exception("checkpoint of shard %d failed; its offsets stay uncommitted",
@@ -120,6 +196,9 @@ class ShardManager:
 
     def release(self, shard_ids: Iterable[int]) -> None:
         """Forget shards this worker no longer owns (after their final checkpoint)."""
+        shard_ids = list(shard_ids)
+        if self.changelog is not None:
+            self.changelog.forget(shard_ids)
         for shard_id in shard_ids:
             self.shards.pop(shard_id, None)
             self.pending.pop(shard_id, None)

@@ -29,6 +29,18 @@ def physical_names(settings: Settings) -> dict[str, str]:
     return {logical: settings.kafka.topic(logical) for logical in LOGICAL_TOPICS}
 
 
+#: The compacted topic of shard snapshots (:mod:`streams.changelog`), after the topic
+#: prefix like every other topic. Segments of 64 MiB roll often enough for the cleaner
+#: to compact a partition before a restore has to read much more than its live keys.
+CHANGELOG_NAME = "fraudmon-shard-state"
+CHANGELOG_CONFIG = {"cleanup.policy": "compact", "segment.bytes": str(64 << 20),
+                    "min.cleanable.dirty.ratio": "0.2"}
+
+
+def changelog_topic(settings: Settings) -> str:
+    return f"{settings.kafka.topic_prefix}{CHANGELOG_NAME}"
+
+
 def kind_by_topic(settings: Settings) -> dict[str, str]:
     """Input topic name in Kafka -> event kind of the contract."""
     return {settings.kafka.topic(kind): kind for kind in INPUT_KINDS}
@@ -38,7 +50,8 @@ async def ensure_topics(settings: Settings, timeout_ms: int = 30_000) -> None:
     """Create every topic the monitor uses that does not exist yet.
 
     The routed topic must have exactly ``kafka.partitions`` partitions: each partition
-    is one state shard, and replay shards by the same count.
+    is one state shard, and replay shards by the same count. With the Kafka checkpoint
+    store, so must the compacted changelog topic (shard ``n`` lives in partition ``n``).
     """
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers,
                                 request_timeout_ms=timeout_ms)
@@ -49,18 +62,24 @@ async def ensure_topics(settings: Settings, timeout_ms: int = 30_000) -> None:
             NewTopic(name, settings.kafka.partitions, settings.kafka.replication_factor)
             for name in physical_names(settings).values() if name not in existing
         ]
+        changelog = changelog_topic(settings)
+        kafka_store = settings.processing.checkpoint_store == "kafka"
+        if kafka_store and changelog not in existing:
+            wanted.append(NewTopic(changelog, settings.kafka.partitions,
+                                   settings.kafka.replication_factor,
+                                   topic_configs=CHANGELOG_CONFIG))
         if wanted:
             try:
                 await admin.create_topics(wanted, timeout_ms=timeout_ms)
             except TopicAlreadyExistsError:
                 logger.info("topics were created concurrently")
             logger.info("created topics: %s", ", ".join(t.name for t in wanted))
-        routed = settings.kafka.topic("routed")
-        count = await _partition_count(admin, routed, timeout_ms / 1000)
-        if count != settings.kafka.partitions:
-            raise RuntimeError(
-                f"topic {routed} has {count} partitions but kafka.partitions is "
-                f"{settings.kafka.partitions}: they must match (one shard per partition)")
+        for sharded in [settings.kafka.topic("routed")] + ([changelog] if kafka_store else []):
+            count = await _partition_count(admin, sharded, timeout_ms / 1000)
+            if count != settings.kafka.partitions:
+                raise RuntimeError(
+                    f"topic {sharded} has {count} partitions but kafka.partitions is "
+                    f"{settings.kafka.partitions}: they must match (one shard per partition)")
     finally:
         await admin.close()
 
