@@ -1,24 +1,33 @@
 """Shard checkpoints in a compacted Kafka topic, so a worker on any host can restore a shard.
 
 Snapshots are several MB (4 MB a shard at 200,000 events) and grow with the state, so
-they are **chunked** rather than sent as one record: raising ``max.message.bytes`` on
+they are **compressed** (zlib level 1, :data:`CODEC`) and the compressed stream is
+**chunked** rather than sent as one record: raising ``max.message.bytes`` on
 the topic and ``max_request_size`` on the producer only moves the limit (the broker's
 replica fetch, consumers' fetch sizes and every later growth of the state must follow
 it), while chunks of :data:`CHUNK_BYTES` fit Kafka's defaults at any snapshot size.
+Compressing, hashing and slicing (a save) and joining, hashing and decompressing (a
+restore) run in a worker thread (zlib and hashlib release the GIL), not on the event
+loop that processes events.
 
 Every snapshot is a **generation** with keys of its own, in the shard's partition
 (partition = shard id), written in this order and each step acknowledged (acks=all):
 
-* chunks, key ``<shard>/<generation>/<index>``, value a slice of the pickle;
-* the manifest, key ``<shard>/<generation>``, value JSON: chunk count, size, SHA-256,
-  the shard's ``applied_offset``;
+* chunks, key ``<shard>/<generation>/<index>``, value a slice of the stored (compressed)
+  bytes;
+* the manifest, key ``<shard>/<generation>``, value JSON: chunk count, ``codec``, size
+  and SHA-256 *of the stored bytes* (so a reader checks the chunks before it spends
+  anything on decompressing), ``raw_size`` of the pickle, the shard's ``applied_offset``.
+  A manifest without ``codec`` (written before compression) is read as ``"none"``: the
+  chunks are the pickle itself;
 * then tombstones for every key of the generations it supersedes.
 
 No two generations share a key, so compaction never replaces a chunk of one snapshot
 by a chunk of another: a save that dies half-way leaves orphan chunks (no manifest)
 and the previous generation intact. A reader takes, of the generations whose manifest
 it read, the one with the highest ``applied_offset`` (then the latest) whose chunks are
-all present and hash to the manifest's digest; stale or partial chunks are never
+all present, hash to the manifest's digest and decode (a known codec, a complete zlib
+stream with nothing after it, ``raw_size`` bytes); stale or partial chunks are never
 mixed in. Orphans and superseded generations a reader finds are tombstoned after the
 next save of that shard.
 """
@@ -30,6 +39,7 @@ import hashlib
 import logging
 import time
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -47,9 +57,17 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Bytes of snapshot per record: below the broker's and the producer's 1 MiB defaults.
+#: Stored (compressed) bytes per record: below the broker's and the producer's 1 MiB
+#: defaults whatever the snapshot compresses to (zlib adds at most a few bytes per 16 KiB).
 CHUNK_BYTES = 512 * 1024
+#: Format 1 still: a reader that predates ``codec`` gets bytes that do not unpickle and
+#: keeps the shard paused; a new format would make it see no manifest, an empty shard.
 MANIFEST_FORMAT = 1
+#: The codec of new generations; ``"none"`` is what manifests without the field mean.
+CODEC = "zlib"
+#: zlib level 1: a shard pickle to 23% of its size in 16 ms per 2.7 MB (level 6: 19%,
+#: three times the time).
+ZLIB_LEVEL = 1
 #: How long one save or one restore may take before it fails (a failed save is retried
 #: by the next checkpoint; a failed restore leaves the shard paused, not empty).
 TIMEOUT_SECONDS = 120.0
@@ -65,14 +83,19 @@ class Manifest:
     shard_id: int
     generation: str
     chunks: int
+    #: ``size`` and ``sha256`` are of the stored bytes (the chunks joined).
     size: int
     sha256: str
     applied_offset: int
+    codec: str = "none"
+    #: Bytes of the snapshot once decoded (``size`` when the codec is ``"none"``).
+    raw_size: int | None = None
 
     def encode(self) -> bytes:
         return orjson.dumps({"format": MANIFEST_FORMAT, "shard_id": self.shard_id,
                              "generation": self.generation, "chunks": self.chunks,
-                             "size": self.size, "sha256": self.sha256,
+                             "codec": self.codec, "size": self.size,
+                             "raw_size": self.raw_size, "sha256": self.sha256,
                              "applied_offset": self.applied_offset})
 
     @classmethod
@@ -81,9 +104,12 @@ class Manifest:
         data: Any = orjson.loads(value)
         if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
             raise ValueError("not a manifest of this format")
+        raw_size = data.get("raw_size")
         try:
             return cls(int(data["shard_id"]), str(data["generation"]), int(data["chunks"]),
-                       int(data["size"]), str(data["sha256"]), int(data["applied_offset"]))
+                       int(data["size"]), str(data["sha256"]), int(data["applied_offset"]),
+                       str(data.get("codec", "none")),
+                       None if raw_size is None else int(raw_size))
         except (KeyError, TypeError) as exc:
             raise ValueError(f"manifest lacks or mistypes {exc}") from exc
 
@@ -103,14 +129,42 @@ def chunk_key(shard_id: int, generation: str, index: int) -> bytes:
 
 def encode_snapshot(shard_id: int, data: bytes, applied_offset: int,
                     chunk_bytes: int = CHUNK_BYTES, generation: str | None = None,
-                    ) -> tuple[Manifest, list[tuple[bytes, bytes]]]:
-    """A new generation for ``data``: its manifest and its chunk records, in write order."""
+                    codec: str = CODEC) -> tuple[Manifest, list[tuple[bytes, bytes]]]:
+    """A new generation for ``data``: its manifest and its chunk records, in write order.
+
+    CPU-bound (compression, SHA-256): :meth:`KafkaChangelog.save` runs it in a thread.
+    """
     generation = generation or uuid.uuid4().hex
-    chunks = [(chunk_key(shard_id, generation, index), data[start:start + chunk_bytes])
-              for index, start in enumerate(range(0, len(data), chunk_bytes))]
-    manifest = Manifest(shard_id, generation, len(chunks), len(data),
-                        hashlib.sha256(data).hexdigest(), applied_offset)
+    if codec == "zlib":
+        stored = zlib.compress(data, ZLIB_LEVEL)
+    elif codec == "none":
+        stored = data
+    else:
+        raise ValueError(f"unknown codec {codec!r}")
+    chunks = [(chunk_key(shard_id, generation, index), stored[start:start + chunk_bytes])
+              for index, start in enumerate(range(0, len(stored), chunk_bytes))]
+    manifest = Manifest(shard_id, generation, len(chunks), len(stored),
+                        hashlib.sha256(stored).hexdigest(), applied_offset, codec, len(data))
     return manifest, chunks
+
+
+def decode_snapshot(manifest: Manifest, stored: bytes) -> bytes:
+    """The snapshot from its stored bytes; raises ``ValueError`` if they do not decode."""
+    if manifest.codec == "none":
+        data = stored
+    elif manifest.codec == "zlib":
+        inflater = zlib.decompressobj()
+        try:
+            data = inflater.decompress(stored) + inflater.flush()
+        except zlib.error as exc:
+            raise ValueError(f"corrupt zlib stream: {exc}") from exc
+        if not inflater.eof or inflater.unused_data:
+            raise ValueError("truncated zlib stream or bytes after its end")
+    else:
+        raise ValueError(f"unknown codec {manifest.codec!r}")
+    if manifest.raw_size is not None and len(data) != manifest.raw_size:
+        raise ValueError(f"{len(data)} bytes decoded, the manifest says {manifest.raw_size}")
+    return data
 
 
 @dataclass(frozen=True)
@@ -166,6 +220,7 @@ class Reassembler:
     def newest(self) -> Restored | None:
         """The newest complete generation; ``None`` when there is no manifest at all.
 
+        CPU-bound (SHA-256, decompression): :meth:`KafkaChangelog.load` runs it in a thread.
         Raises ``CheckpointError`` when there are manifests but none is complete: the
         shard had state that cannot be read, which must not become an empty shard.
         """
@@ -186,10 +241,16 @@ class Reassembler:
         chunks = self.chunks.get(manifest.generation, {})
         if any(index not in chunks for index in range(manifest.chunks)):
             return None
-        data = b"".join(chunks[index] for index in range(manifest.chunks))
-        if len(data) != manifest.size or hashlib.sha256(data).hexdigest() != manifest.sha256:
+        stored = b"".join(chunks[index] for index in range(manifest.chunks))
+        if (len(stored) != manifest.size
+                or hashlib.sha256(stored).hexdigest() != manifest.sha256):
             return None
-        return data
+        try:
+            return decode_snapshot(manifest, stored)
+        except ValueError as exc:
+            logger.warning("shard %d: changelog generation %s does not decode: %s",
+                           self.shard_id, manifest.generation, exc)
+            return None
 
     def keys(self) -> list[bytes]:
         """Every live key read: tombstoned once a newer generation is durable."""
@@ -237,7 +298,8 @@ class KafkaChangelog:
 
     async def save(self, shard_id: int, data: bytes, applied_offset: int) -> None:
         """Write a new generation, acknowledged by the broker; then drop the old ones."""
-        manifest, chunks = encode_snapshot(shard_id, data, applied_offset, self.chunk_bytes)
+        manifest, chunks = await asyncio.to_thread(encode_snapshot, shard_id, data,
+                                                   applied_offset, self.chunk_bytes)
         try:
             await self._append(shard_id, chunks)
             await self._append(shard_id, [(manifest_key(shard_id, manifest.generation),
@@ -263,7 +325,7 @@ class KafkaChangelog:
         except (KafkaError, TimeoutError) as exc:
             raise CheckpointError(f"cannot read shard {shard_id} from {self.topic}: "
                                   f"{exc!r}") from exc
-        restored = assembler.newest()
+        restored = await asyncio.to_thread(assembler.newest)
         self.obsolete[shard_id] = assembler.keys()
         return restored
 

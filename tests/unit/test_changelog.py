@@ -6,9 +6,14 @@ over a list standing in for one compacted partition per shard.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import pickle
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import orjson
 import pytest
 from aiokafka.errors import KafkaError
 
@@ -19,6 +24,7 @@ from monitor.events import from_dict
 from monitor.routing import placements
 from monitor.sample import generate
 from streams.changelog import (
+    CHUNK_BYTES,
     KafkaChangelog,
     Manifest,
     Reassembler,
@@ -60,12 +66,89 @@ def _compact(records: Sequence[Record]) -> list[Record]:
 @pytest.mark.parametrize("size", [0, 1, 9, 10, 11, 95])
 def test_a_snapshot_splits_into_chunks_and_reassembles(size: int) -> None:
     data = bytes(range(256))[:size]
-    manifest, chunks = encode_snapshot(3, data, 41, chunk_bytes=10)
+    manifest, chunks = encode_snapshot(3, data, 41, chunk_bytes=10, codec="none")
     assert manifest.chunks == len(chunks) == -(-size // 10)
     assert all(len(value) <= 10 for _, value in chunks)
     restored = _read(3, _log((manifest, chunks))).newest()
     assert restored is not None
     assert (restored.data, restored.applied_offset) == (data, 41)
+
+
+@pytest.mark.parametrize("size", [0, 1, 95, 5000])
+def test_a_compressed_snapshot_round_trips_in_chunks_of_the_compressed_bytes(
+        size: int) -> None:
+    data = pickle.dumps([bytes(range(256))[: n % 256] for n in range(size)])
+    manifest, chunks = encode_snapshot(3, data, 41, chunk_bytes=64)
+    stored = b"".join(value for _, value in chunks)
+    assert (manifest.codec, manifest.raw_size, manifest.size) == ("zlib", len(data), len(stored))
+    assert zlib.decompress(stored) == data
+    assert manifest.chunks == len(chunks) == -(-len(stored) // 64)
+    assert all(len(value) <= 64 for _, value in chunks)
+    assert Manifest.decode(manifest.encode()) == manifest
+    restored = _read(3, _log((manifest, chunks))).newest()
+    assert restored is not None
+    assert (restored.data, restored.applied_offset) == (data, 41)
+
+
+def test_a_shard_snapshot_compresses_below_a_chunk() -> None:
+    """Pickles compress well: a snapshot that took several chunks takes fewer."""
+    data = pickle.dumps({f"account-{n}": {"amounts": [n * 1.5] * 20, "country": "NL"}
+                         for n in range(20000)})
+    assert len(data) > CHUNK_BYTES
+    manifest, _ = encode_snapshot(0, data, 1)
+    assert manifest.size < len(data) / 3 and manifest.chunks < -(-len(data) // CHUNK_BYTES)
+
+
+def test_a_manifest_without_a_codec_is_an_uncompressed_generation() -> None:
+    """Generations written before compression restore as they are."""
+    data = b"old pickle" * 5
+    manifest, chunks = encode_snapshot(4, data, 12, chunk_bytes=8, codec="none")
+    legacy = {"format": 1, "shard_id": 4, "generation": manifest.generation,
+              "chunks": manifest.chunks, "size": manifest.size, "sha256": manifest.sha256,
+              "applied_offset": 12}
+    decoded = Manifest.decode(orjson.dumps(legacy))
+    assert (decoded.codec, decoded.raw_size) == ("none", None)
+    log: list[Record] = [*chunks, (manifest_key(4, manifest.generation), orjson.dumps(legacy))]
+    restored = _read(4, log).newest()
+    assert restored is not None and (restored.data, restored.applied_offset) == (data, 12)
+
+
+def _with_stored(manifest: Manifest, stored: bytes, chunk_bytes: int = 16,
+                 **changes: object) -> tuple[Manifest, list[tuple[bytes, bytes]]]:
+    """A generation whose chunks are ``stored`` and whose digest matches them."""
+    chunks = [(chunk_key(manifest.shard_id, manifest.generation, index),
+               stored[start:start + chunk_bytes])
+              for index, start in enumerate(range(0, len(stored), chunk_bytes))]
+    fields: dict[str, object] = {"chunks": len(chunks), "size": len(stored),
+                                 "sha256": hashlib.sha256(stored).hexdigest(), **changes}
+    return dataclasses.replace(manifest, **fields), chunks  # type: ignore[arg-type]
+
+
+def test_compressed_data_that_does_not_decode_falls_back_to_the_previous_generation(
+        ) -> None:
+    data = pickle.dumps(list(range(500)))
+    good = encode_snapshot(0, b"good" * 40, 5, chunk_bytes=16, generation="g1")
+    manifest, chunks = encode_snapshot(0, data, 9, chunk_bytes=16, generation="g2")
+    stored = b"".join(value for _, value in chunks)
+    flipped = bytearray(stored)
+    flipped[len(stored) // 2] ^= 0xFF
+    bad = [
+        _with_stored(manifest, bytes(flipped)),  # the digest matches, the stream does not
+        _with_stored(manifest, stored[:-5]),  # truncated stream
+        _with_stored(manifest, stored + b"junk"),  # bytes after the end of the stream
+        _with_stored(manifest, zlib.compress(data[:-1], 1)),  # not raw_size bytes
+        _with_stored(manifest, stored, codec="brotli"),  # a codec this reader lacks
+    ]
+    for generation in bad:
+        restored = _read(0, _log(good, generation)).newest()
+        assert restored is not None
+        assert (restored.data, restored.manifest.generation) == (b"good" * 40, "g1")
+    corrupt_chunk = _log(good, (manifest, [(chunks[0][0], b"X" * len(chunks[0][1])),
+                                           *chunks[1:]]))
+    restored = _read(0, corrupt_chunk).newest()  # a digest mismatch, as before
+    assert restored is not None and restored.manifest.generation == "g1"
+    with pytest.raises(CheckpointError, match="no complete snapshot"):
+        _read(0, _log(bad[0])).newest()  # and never an empty shard
 
 
 def test_stale_chunks_of_an_older_generation_never_mix_in() -> None:
@@ -209,13 +292,16 @@ def _fold(manager: ShardManager, shard_id: int, start: int, stop: int) -> None:
 
 async def test_a_worker_with_an_empty_directory_restores_from_the_changelog(
         tmp_path: Path) -> None:
-    log = MemoryChangelog(chunk_bytes=4096)
+    log = MemoryChangelog(chunk_bytes=1024)
     first = ShardManager(make_settings(), FileCheckpointStore(tmp_path / "a"), log)
     await first.ensure(1)
     _fold(first, 1, 0, 30)
     saved = await first.save(first.snapshot())
     assert [snap.commit_offset for snap in saved] == [30]
-    assert saved[0].data is not None and len(saved[0].data) > 4096  # several chunks
+    [manifest] = [Manifest.decode(v) for k, v in log.log[1] if v and k.count(b"/") == 1]
+    assert saved[0].data is not None and manifest.raw_size == len(saved[0].data)
+    assert manifest.codec == "zlib" and manifest.size < len(saved[0].data)
+    assert manifest.chunks > 1  # several chunks
     processed = first.shard(1).processed
     first.release([1])
     other_host = ShardManager(make_settings(), FileCheckpointStore(tmp_path / "b"), log)
