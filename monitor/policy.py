@@ -75,7 +75,7 @@ class AlertPolicy:
                 last = state.alerted.get(cooldown_key)
                 if last is not None and abs(event.ts - last) < self.cooldown:
                     continue
-                state.alerted[cooldown_key] = event.ts
+                state.mark_alerted(cooldown_key, event.ts)
                 alerts.append(self._alert(finding, entity_type, entity, event, state, score,
                                           anomaly, learned))
         return Verdict(scores, alerts)

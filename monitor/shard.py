@@ -196,7 +196,7 @@ class Shard:
         state = self.entities.get(view.key)
         if state is not None:
             state.last_ts = max(state.last_ts, label.ts)
-            state.labels[pattern] = label.confirmed
+            state.set_label(pattern, label.confirmed)
         remembered = self.memory.get(view.key, label.ts)
         if remembered is not None:
             features, score = remembered.features, remembered.scores.get(pattern, 0.0)

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from monitor.slotstate import as_dict, fields, get_state, set_state
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from monitor.config import DetectionSettings
     from monitor.events import Event
     from monitor.routing import View
+
+_EMPTY: Final[dict[str, Any]] = {}
+"""The one empty mapping every entity starts with (64 bytes saved per attribute): the
+per-entity mappings are typed read-only and replaced, never changed in place."""
 
 DAY = 86_400.0
 HOUR = 3_600.0
@@ -76,9 +82,9 @@ class EntityState:
     def __init__(self) -> None:
         self.first_ts: float | None = None
         self.last_ts = 0.0
-        self.labels: dict[str, bool] = {}
-        self.alerted: dict[str, float] = {}
-        self.scores: dict[str, float] = {}
+        self.labels: Mapping[str, bool] = _EMPTY
+        self.alerted: Mapping[str, float] = _EMPTY
+        self.scores: Mapping[str, float] = _EMPTY
         # The newest ``max_evidence`` event ids, oldest first (a list: a deque costs ~620
         # bytes even when it holds one id; checkpoints holding a deque still work).
         self.recent_events: list[str] | deque[str] = []
@@ -98,7 +104,15 @@ class EntityState:
     def clear_scores(self) -> None:
         """Forget the last scores (a view without findings)."""
         if self.scores:
-            self.scores = {}
+            self.scores = _EMPTY
+
+    def mark_alerted(self, key: str, ts: float) -> None:
+        """Record an alert for the cool-down (rare: a new mapping each time)."""
+        self.alerted = {**self.alerted, key: ts}
+
+    def set_label(self, pattern: str, confirmed: bool) -> None:
+        """Record an analyst's verdict on ``pattern`` (rare: a new mapping each time)."""
+        self.labels = {**self.labels, pattern: confirmed}
 
     def observe(self, view: View, event: Event, settings: DetectionSettings) -> list[View]:
         """Fold one event into the state; returns views to route onward (usually none)."""
