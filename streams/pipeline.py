@@ -62,9 +62,15 @@ POLL_MS = 100
 #: buffered records out of the fetch in flight, so records arriving on them (the routed
 #: views this worker just produced) can wait for that fetch to return (500 ms default).
 FETCH_WAIT_MS = 20
-#: Envelopes this worker produced, decoded: a routed record it reads back is usually one
-#: of them, and decoding (re-validating the event) costs about a tenth of a record's work.
+#: Envelopes this worker produced for its own shards, decoded: the routed records it reads
+#: back are those, and decoding (re-validating the event) costs about a tenth of a
+#: record's work.
 DECODED_LIMIT = 16_384
+#: Flow control: ingest pauses while this many envelopes routed to the worker's own shards
+#: wait to be scored, and resumes below a quarter of it. Without it a backlog of input is
+#: routed far ahead of scoring, every cached envelope is evicted before it is read back,
+#: and each is decoded a second time.
+INGEST_AHEAD = 12_288
 #: Share of wall time timer checkpoints may spend pickling (processing waits meanwhile):
 #: after a snapshot that took ``p`` seconds the next one is due ``p / SNAPSHOT_SHARE``
 #: seconds later. Input offsets are committed on every tick regardless.
@@ -114,6 +120,7 @@ class Pipeline:
         self.durable: dict[TopicPartition, int] = {}    # safe to commit, not yet committed
         self.outputs: Outputs | None = None
         self.decoded: dict[bytes, tuple[View, Event, float | None]] = {}
+        self.ingest_paused = False
         self.snapshot_due = 0.0  # monotonic time of the next timer snapshot
         self.rebalancing = True
         self.running = False
@@ -177,6 +184,8 @@ class Pipeline:
             while self.running:
                 batch = await self.consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_BATCH)
                 if not batch:
+                    if self.ingest_paused:  # nothing came back to score: let ingest go on
+                        self._resume_ingest(forget=True)
                     continue
                 async with self.manager.lock:
                     await self._restore(batch)
@@ -188,9 +197,33 @@ class Pipeline:
                         if tp.topic == self.routed:
                             self._score(tp, records)
                     await self.outputs.send()
+                self._throttle()
                 await asyncio.sleep(0)  # let heartbeats, timers and the web server run
         except Exception as exc:  # noqa: BLE001 - reported, and the worker stops
             self._fail(exc, "the consumer loop failed")
+
+    def _throttle(self) -> None:
+        """Pause ingest while too many envelopes wait to be scored here (see INGEST_AHEAD)."""
+        assert self.consumer is not None  # noqa: S101 - started
+        waiting = len(self.decoded)
+        if not self.ingest_paused and waiting >= INGEST_AHEAD:
+            self.consumer.pause(*self._inputs())
+            self.ingest_paused = True
+        elif self.ingest_paused and waiting <= INGEST_AHEAD // 4:
+            self._resume_ingest(forget=False)
+
+    def _resume_ingest(self, *, forget: bool) -> None:
+        """Resume the input partitions; ``forget`` drops cached envelopes that will never
+        be read back here (their shard was revoked or cannot be restored)."""
+        assert self.consumer is not None  # noqa: S101 - started
+        if forget:
+            self.decoded.clear()
+        self.consumer.resume(*self._inputs())
+        self.ingest_paused = False
+
+    def _inputs(self) -> list[TopicPartition]:
+        assert self.consumer is not None  # noqa: S101 - started
+        return [tp for tp in self.consumer.assignment() if tp.topic != self.routed]
 
     def _fail(self, exc: BaseException, what: str) -> None:
         logger.critical("%s; stopping the worker", what, exc_info=exc)
@@ -227,6 +260,7 @@ class Pipeline:
         assert self.outputs is not None  # noqa: S101 - started
         send, parse, encode, kinds = self.outputs.add, events.parse, envelope.encode, self.kinds
         routed, partitions, max_bytes = self.routed, self.partitions, self.max_bytes
+        owned = self.owned
         valid: Counter[str] = Counter()
         dead: Counter[str] = Counter()
         decoded = self._decoded()
@@ -251,7 +285,8 @@ class Pipeline:
         for parsed, arrived in parsed_events:
             for view, shard in placements(parsed, partitions):
                 value = encode(view, parsed, arrived)
-                decoded[value] = (view, parsed, arrived)
+                if shard in owned:
+                    decoded[value] = (view, parsed, arrived)
                 send(routed, view.key.encode(), value, shard)
         for tp, records in batch.items():
             self.ingested[tp] = records[-1].offset + 1
@@ -333,8 +368,10 @@ class Pipeline:
             # later events, as in replay (monitor.engine).
             for onward in outcome.forwards:
                 value = encode(onward, parsed, arrived)
-                decoded[value] = (onward, parsed, arrived)
-                send(routed, onward.key.encode(), value, shard_of(onward, partitions))
+                target = shard_of(onward, partitions)
+                if target in self.owned:
+                    decoded[value] = (onward, parsed, arrived)
+                send(routed, onward.key.encode(), value, target)
             if outcome.decision is not None:
                 send(self.decisions_topic, parsed.event_id.encode(),
                      orjson.dumps(outcome.decision))
@@ -442,4 +479,6 @@ class Pipeline:
         """Own the routed partitions assigned; their shards are restored on first use."""
         self.owned = {tp.partition for tp in assigned if tp.topic == self.routed}
         self.rebalancing = False
+        self.decoded.clear()  # envelopes for shards owned before are not read back here
+        self.ingest_paused = False  # a new assignment starts unpaused
         logger.info("owning shards %s", sorted(self.owned))
