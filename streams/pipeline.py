@@ -182,13 +182,16 @@ class Pipeline:
         assert self.consumer is not None and self.outputs is not None  # noqa: S101 - started
         try:
             while self.running:
+                if not self.restored():
+                    async with self.manager.lock:
+                        await self._restore()
                 batch = await self.consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_BATCH)
                 if not batch:
                     if self.ingest_paused:  # nothing came back to score: let ingest go on
                         self._resume_ingest(forget=True)
                     continue
                 async with self.manager.lock:
-                    await self._restore(batch)
+                    await self._restore()  # shards assigned while the fetch was in flight
                     inputs = {tp: records for tp, records in batch.items()
                               if tp.topic != self.routed}
                     if inputs:
@@ -306,27 +309,36 @@ class Pipeline:
 
     # score -----------------------------------------------------------------------
 
-    async def _restore(self, batch: dict[TopicPartition, Any]) -> None:
-        """Restore the shards this batch uses for the first time, before any of its records.
+    async def _restore(self) -> None:
+        """Restore every owned shard not restored yet, all at once, before any record.
 
-        Runs under ``manager.lock``, so a revoke (which checkpoints under it) waits until
-        the shards it may release are in place. Off the event loop: file reads and
-        unpickling run in a thread, changelog reads are async.
+        Runs right after an assignment (not on a shard's first record), so start-up pays
+        one round of restores instead of one per shard as records arrive, and ``/readyz``
+        can wait for it. Runs under ``manager.lock``, so a revoke (which checkpoints under
+        it) waits until the shards it may release are in place. Off the event loop: file
+        reads and unpickling run in threads, changelog reads are async.
         """
         assert self.consumer is not None  # noqa: S101 - started
-        for tp in batch:
-            shard_id = tp.partition
-            if (tp.topic != self.routed or shard_id in self.manager.shards
-                    or shard_id not in self.owned or shard_id in self.broken):
-                continue
-            try:
-                await self.manager.ensure(shard_id)
-            except CheckpointError:
+        missing = [shard_id for shard_id in sorted(self.owned)
+                   if shard_id not in self.manager.shards and shard_id not in self.broken]
+        if not missing:
+            return
+        results = await asyncio.gather(*(self.manager.ensure(shard_id) for shard_id in missing),
+                                       return_exceptions=True)
+        for shard_id, result in zip(missing, results, strict=True):
+            if isinstance(result, CheckpointError):
                 # Not the records' fault: stop consuming this shard rather than lose state.
                 logger.critical("shard %d cannot be restored; not consuming it", shard_id,
-                                exc_info=True)
+                                exc_info=result)
                 self.broken.add(shard_id)
-                self.consumer.pause(tp)
+                self.consumer.pause(TopicPartition(self.routed, shard_id))
+            elif isinstance(result, BaseException):
+                raise result
+
+    def restored(self) -> bool:
+        """Whether every owned shard is restored (or known unrestorable)."""
+        return all(shard_id in self.manager.shards or shard_id in self.broken
+                   for shard_id in self.owned)
 
     def _score(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]],
                ) -> None:

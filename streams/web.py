@@ -1,4 +1,4 @@
-"""The worker's HTTP endpoints: ``/healthz``, ``/readyz`` (shards assigned), ``/metrics``."""
+"""The worker's HTTP endpoints: ``/healthz``, ``/readyz`` (shards restored), ``/metrics``."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def register_views(app: faust.App, manager: ShardManager, metrics: Metrics,
     class Readyz(web.View):
         async def get(self, request: web.Request) -> web.Response:
             assignment = pipeline.assignment()
-            ready = bool(assignment) and not pipeline.rebalancing
+            ready = bool(assignment) and not pipeline.rebalancing and pipeline.restored()
             body = {"ready": ready, "partitions": len(assignment),
                     "shards_loaded": len(manager.shards), "checkpoints": manager.checkpoints}
             return self.json(body, status=200 if ready else 503)
