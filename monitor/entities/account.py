@@ -30,6 +30,11 @@ _ONWARD_CHANNELS = frozenset({"transfer", "cash_out"})
 """Channels that move money onward; card, QR and wallet payments at shops are spending."""
 NOVEL_RELAY_WEIGHT = 0.2
 """Evidence a novel relay adds to a mule finding (once novelty is trusted)."""
+FAMILIAR_DAMPING = 0.3
+"""Share of mule evidence discounted when money runs between familiar counterparties
+(and the account shares no device)."""
+SHARED_DEVICE_WEIGHT = 0.0
+"""Evidence a device shared with other accounts adds to a mule finding."""
 _P2P_CHANNELS = frozenset({"transfer", "wallet"})
 """Channels a person can send money to another person on."""
 _PERSON_CHANNELS = _P2P_CHANNELS | {"cash_out"}
@@ -44,7 +49,7 @@ class AccountState(EntityState):
     """
 
     __slots__ = ("inflows", "lots", "near_line", "new_in", "new_out", "novel_relays",
-                 "outflows", "relays", "sketch")
+                 "outflows", "relays", "shared_device", "sketch")
 
     family = "account"
     patterns = ("mule_account", "structuring")
@@ -70,12 +75,16 @@ class AccountState(EntityState):
         self.relays: TimeWindow | None = None        # inflows passed on within the window
         self.novel_relays: TimeWindow | None = None  # ... from a new payer to new payees
         self.sketch = 0
+        self.shared_device = False  # told by a device shard (monitor.entities.device)
 
     def _first_time(self, party: str) -> bool:
         known, self.sketch = seen_before(self.sketch, party)
         return not known
 
     def update(self, view: View, event: Event, settings: DetectionSettings) -> list[View]:
+        if view.role == "shared_device":
+            self.shared_device = True
+            return []
         if not isinstance(event, Payment):
             return []
         ts, amount = event.ts, event.amount
@@ -214,6 +223,7 @@ class AccountState(EntityState):
             "relays_24h": float(self.relays.count if self.relays else 0),
             "novel_relays_24h": float(self.novel_relays.count if self.novel_relays else 0),
             "age_days": self.age_days(now),
+            "shared_device": 1.0 if self.shared_device else 0.0,
         }
 
     def findings(self, features: dict[str, float], settings: DetectionSettings) -> list[Finding]:
@@ -237,6 +247,13 @@ class AccountState(EntityState):
                                            + features["new_payee_share"])
                                    + NOVEL_RELAY_WEIGHT * ramp(features["novel_relays_24h"],
                                                                0, 1)))
+            # Money between familiar parties (known payers to known payees: rent swept to
+            # a mortgage) is household finance; mules move money between strangers, or
+            # between ring members, who share devices.
+            shared = features["shared_device"]
+            familiar = trust * (1 - max(features["new_payer_share"],
+                                        features["new_payee_share"])) * (1 - shared)
+            evidence = evidence * (1 - FAMILIAR_DAMPING * familiar) + SHARED_DEVICE_WEIGHT * shared
             found.append(Finding("mule_account", min(1.0, core * evidence), (
                 Reason("passthrough_ratio_24h", passthrough, "typical < 0.5"),
                 Reason("relayed_inflows_24h", features["relays_24h"], "typical 0"),
@@ -247,6 +264,7 @@ class AccountState(EntityState):
                 Reason("new_payer_share_24h", features["new_payer_share"], "typical < 0.3"),
                 Reason("new_payee_share_24h", features["new_payee_share"], "typical < 0.3"),
                 Reason("onward_spread_or_cash_24h", onward, "typical < 0.3"),
+                Reason("device_shared_with_others", shared, "typical 0"),
             )))
         near = features["near_line_7d"]
         if near >= 2:

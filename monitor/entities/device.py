@@ -11,21 +11,23 @@ from typing import TYPE_CHECKING, ClassVar
 
 from monitor.entities.base import EntityState, Finding, Reason, ramp
 from monitor.events import LoanDisbursal, Payment
+from monitor.routing import View
 
 if TYPE_CHECKING:
     from monitor.config import DetectionSettings
     from monitor.events import Event
-    from monitor.routing import View
 
 _MAX_ACCOUNTS = 256
+SHARED_DEVICE_ACCOUNTS = 3
+"""Accounts on one device from which each is told it shares a device (a mule signal)."""
 _MAX_PAYEES = 256
 
 
 class DeviceState(EntityState):
     """Accounts on a device (payments, amount) and the payees they feed."""
 
-    __slots__ = ("accounts", "hub", "hub_payers", "payee_payments", "payees", "total_amount",
-                 "total_payments")
+    __slots__ = ("accounts", "hub", "hub_payers", "payee_payments", "payees", "told",
+                 "total_amount", "total_payments")
 
     family = "device"
     patterns = ("fake_account",)
@@ -42,6 +44,8 @@ class DeviceState(EntityState):
         self.hub_payers = 0
         self.total_payments = 0.0
         self.total_amount = 0.0
+        # Accounts told that this device is shared (see SHARED_DEVICE_ACCOUNTS).
+        self.told: set[str] | None = None
 
     def update(self, view: View, event: Event, settings: DetectionSettings) -> list[View]:
         if isinstance(event, Payment):
@@ -72,6 +76,14 @@ class DeviceState(EntityState):
             counts[payee] = counts.get(payee, 0) + 1
             if len(payers) > self.hub_payers:
                 self.hub, self.hub_payers = payee, len(payers)
+        if len(accounts) >= SHARED_DEVICE_ACCOUNTS and (self.told is None
+                                                        or account not in self.told):
+            # The account's own shard cannot see who else uses its device: tell it, once,
+            # on the next event it makes from here.
+            if self.told is None:
+                self.told = set()
+            self.told.add(account)
+            return [View("shared_device", "account", account, False)]
         return []
 
     def candidate(self, now: float, settings: DetectionSettings) -> bool:

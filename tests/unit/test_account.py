@@ -10,7 +10,7 @@ import pytest
 from monitor.config import DetectionSettings
 from monitor.entities.account import AccountState
 from monitor.events import PAYMENTS, Event, from_dict
-from monitor.routing import views
+from monitor.routing import View, views
 
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
 ME = "acct-me"
@@ -159,3 +159,34 @@ def test_state_of_an_earlier_version_restores() -> None:
     assert restored.lots is None
     assert restored.novel_relays is None
     assert restored.features(T0.timestamp() + 3_600, account.settings)["in_count"] == 2
+
+
+def sweep(account: Account, days: int) -> None:
+    """Three tenants' rents each swept within the hour to the one account always paid."""
+    for day in range(days):
+        at = day * 24 * 60
+        for tenant in range(3):
+            account.pay(f"tenant-{tenant}", ME, 3_000, at + tenant * 120)
+            account.pay(ME, "mortgage", 2_900, at + tenant * 120 + 40)
+
+
+def test_money_between_familiar_parties_weighs_less_than_between_strangers() -> None:
+    familiar, strangers = Account(), Account()
+    sweep(familiar, days=2)  # the second day: every payer and the payee are known
+    for tenant in range(6):
+        strangers.pay(f"stranger-{tenant}", ME, 3_000, tenant * 120)
+        strangers.pay(ME, f"new-{tenant}", 2_900, tenant * 120 + 40)
+    assert familiar.features(24 * 60 + 400)["new_payer_share"] == 0.0
+    assert familiar.mule_strength(24 * 60 + 400) < strangers.mule_strength(400)
+
+
+def test_an_account_told_it_shares_a_device_is_not_discounted_for_familiarity() -> None:
+    alone, shared = Account(), Account()
+    shared.state.observe(View("shared_device", "account", ME, False),
+                         shared.pay("someone", "else", 1.0, -60), shared.settings)
+    assert shared.state.shared_device and not alone.state.shared_device
+    sweep(alone, days=2)
+    sweep(shared, days=2)
+    minutes = 24 * 60 + 400
+    assert shared.features(minutes)["shared_device"] == 1.0
+    assert shared.mule_strength(minutes) > alone.mule_strength(minutes)

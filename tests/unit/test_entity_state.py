@@ -41,3 +41,21 @@ def test_state_with_a_deque_of_recent_events_still_works() -> None:
     assert list(state.recent_events) == [*(f"old{n}" for n in range(1, 8)), "e3"]
     back = pickle.loads(pickle.dumps(state))  # noqa: S301 - our own bytes
     assert list(back.recent_events) == list(state.recent_events)
+
+
+def test_a_device_tells_each_account_once_that_it_is_shared() -> None:
+    settings = load_settings(None).detection
+    device = DeviceState()
+    view = View("device", "device", "dev-1", False)
+
+    def pay(number: int, payer: str) -> list[View]:
+        event = Payment(event_id=f"d{number}", ts=1.7e9 + number, ts_text="t", payer=payer,
+                        payee="shop", amount=10.0, currency="CNY", channel="qr",
+                        device_id="dev-1")
+        return device.observe(view, event, settings)
+
+    assert pay(1, "a") == [] and pay(2, "b") == []
+    told = View("shared_device", "account", "c", False)
+    assert pay(3, "c") == [told]  # the third account on the device
+    assert pay(4, "c") == []      # once
+    assert pay(5, "a") == [View("shared_device", "account", "a", False)]
