@@ -123,9 +123,10 @@ class EntityState:
             self.last_ts = ts
         recent = self.recent_events
         if recent:
-            recent.append(event.event_id)
-            if len(recent) > self.max_evidence:
-                del recent[0]
+            if recent[-1] != event.event_id:  # a second view of one event (shared_device)
+                recent.append(event.event_id)
+                if len(recent) > self.max_evidence:
+                    del recent[0]
         else:
             self.recent_events = [event.event_id]  # sized to one id, not four
         return self.update(view, event, settings)

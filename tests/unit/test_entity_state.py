@@ -25,6 +25,14 @@ def test_recent_events_keep_the_newest_ids_oldest_first() -> None:
     assert state.first_ts == _payment(0).ts and state.last_ts == _payment(11).ts
 
 
+def test_a_second_view_of_one_event_is_one_piece_of_evidence() -> None:
+    settings = load_settings(None).detection
+    state = AccountState()
+    state.observe(View("payer", "account", "a", True), _payment(1), settings)
+    state.observe(View("shared_device", "account", "a", False), _payment(1), settings)
+    assert list(state.recent_events) == ["e1"]
+
+
 def test_clear_scores_forgets_the_last_scores() -> None:
     state = DeviceState()
     state.scores = {"fake_account": 0.7}
