@@ -41,7 +41,7 @@ from streams.outputs import Outputs, settle
 from streams.topics import kind_by_topic
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
+    from collections.abc import Callable, Collection, Coroutine
 
     from aiokafka.structs import ConsumerRecord
 
@@ -90,10 +90,10 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
 
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+    async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
         await self.pipeline.revoke(revoked)
 
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+    async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
         self.pipeline.assign(assigned)
 
 
@@ -474,7 +474,7 @@ class Pipeline:
             return
         self.committed.update(offsets)
 
-    async def revoke(self, revoked: list[TopicPartition]) -> None:
+    async def revoke(self, revoked: Collection[TopicPartition]) -> None:
         """Before giving partitions up: checkpoint their shards and commit, then release."""
         self.rebalancing = True
         gone = {tp.partition for tp in revoked if tp.topic == self.routed}
@@ -487,8 +487,8 @@ class Pipeline:
             self.committed.pop(tp, None)
             self.durable.pop(tp, None)
 
-    def assign(self, assigned: list[TopicPartition]) -> None:
-        """Own the routed partitions assigned; their shards are restored on first use."""
+    def assign(self, assigned: Collection[TopicPartition]) -> None:
+        """Own the routed partitions assigned; the loop restores their shards before any record."""
         self.owned = {tp.partition for tp in assigned if tp.topic == self.routed}
         self.rebalancing = False
         self.decoded.clear()  # envelopes for shards owned before are not read back here
