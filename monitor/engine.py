@@ -39,8 +39,9 @@ class Engine:
         outcomes: list[Outcome] = []
         shards = self.shards
         for view, shard in placements(event, self.partitions):
-            outcome = (shards[shard].process(view, event) if self.timer is None
-                       else self._timed(shards[shard], view, event))
+            timer = self.timer
+            outcome = (shards[shard].process(view, event) if timer is None
+                       else _timed(timer, shards[shard], view, event))
             if outcome is not None:
                 outcomes.append(outcome)
                 if outcome.forwards:
@@ -50,16 +51,18 @@ class Engine:
     def _forward(self, forwards: list[View], event: Event, outcomes: list[Outcome]) -> None:
         for view in forwards:
             shard = self.shards[shard_of(view, self.partitions)]
-            outcome = (shard.process(view, event) if self.timer is None
-                       else self._timed(shard, view, event))
+            timer = self.timer
+            outcome = (shard.process(view, event) if timer is None
+                       else _timed(timer, shard, view, event))
             if outcome is not None:
                 outcomes.append(outcome)
                 if outcome.forwards:
                     self._forward(outcome.forwards, event, outcomes)
 
-    def _timed(self, shard: Shard, view: View, event: Event) -> Outcome | None:
-        started = time.perf_counter()
-        outcome = shard.process(view, event)
-        if self.timer is not None:
-            self.timer(view, time.perf_counter() - started)
-        return outcome
+
+def _timed(timer: Callable[[View, float], None], shard: Shard, view: View,
+           event: Event) -> Outcome | None:
+    started = time.perf_counter()
+    outcome = shard.process(view, event)
+    timer(view, time.perf_counter() - started)
+    return outcome

@@ -33,8 +33,6 @@ NOVEL_RELAY_WEIGHT = 0.2
 FAMILIAR_DAMPING = 0.3
 """Share of mule evidence discounted when money runs between familiar counterparties
 (and the account shares no device)."""
-SHARED_DEVICE_WEIGHT = 0.0
-"""Evidence a device shared with other accounts adds to a mule finding."""
 _P2P_CHANNELS = frozenset({"transfer", "wallet"})
 """Channels a person can send money to another person on."""
 _PERSON_CHANNELS = _P2P_CHANNELS | {"cash_out"}
@@ -253,7 +251,7 @@ class AccountState(EntityState):
             shared = features["shared_device"]
             familiar = trust * (1 - max(features["new_payer_share"],
                                         features["new_payee_share"])) * (1 - shared)
-            evidence = evidence * (1 - FAMILIAR_DAMPING * familiar) + SHARED_DEVICE_WEIGHT * shared
+            evidence *= 1 - FAMILIAR_DAMPING * familiar
             found.append(Finding("mule_account", min(1.0, core * evidence), (
                 Reason("passthrough_ratio_24h", passthrough, "typical < 0.5"),
                 Reason("relayed_inflows_24h", features["relays_24h"], "typical 0"),
