@@ -132,12 +132,14 @@ class BorrowerState(EntityState):
         rollovers = features["rollovers_90d"]
         if rollovers < 1 or features["distinct_lenders_90d"] < 2:
             return []
-        chain = ramp(features["funding_loans_90d"], 0, 2)
+        # One rollover across lenders is already the mechanism (a new loan repays an old
+        # one); how many lenders, how fast and on what terms say how far it has gone.
+        chain = ramp(features["funding_loans_90d"], 0, 1)
         juggling = ramp(features["distinct_lenders_30d"], 1, 4)
         velocity = ramp(features["loans_7d"], 1, 4)
         predatory = (features["short_term_share_30d"]
                      + ramp(features["fee_rate_30d"], 0.03, 0.15)) / 2
-        strength = clip01(0.35 * chain + 0.3 * juggling + 0.15 * velocity + 0.2 * predatory)
+        strength = clip01(0.45 * chain + 0.2 * juggling + 0.1 * velocity + 0.25 * predatory)
         return [Finding("rollover_loan", strength, (
             Reason("rollover_repayments_90d", rollovers, "typical 0"),
             Reason("funding_loans_90d", features["funding_loans_90d"], "typical 0"),

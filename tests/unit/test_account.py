@@ -190,3 +190,89 @@ def test_an_account_told_it_shares_a_device_is_not_discounted_for_familiarity() 
     minutes = 24 * 60 + 400
     assert shared.features(minutes)["shared_device"] == 1.0
     assert shared.mule_strength(minutes) > alone.mule_strength(minutes)
+
+
+def test_an_outflow_sent_before_the_money_arrived_is_not_a_pass_through() -> None:
+    # Paid a bill, then reimbursed: out over in like a relay, but in the wrong order.
+    reimbursed, relayed = Account(), Account()
+    reimbursed.pay("friend-1", ME, 120, 0)
+    reimbursed.pay(ME, "shop-owner", 3_000, 40)
+    reimbursed.pay("stranger-1", ME, 2_700, 150)
+    relayed.pay("stranger-1", ME, 2_820, 0)
+    relayed.pay(ME, "next-a", 3_000, 40)
+    assert reimbursed.features(151)["relayed_out_share"] < 0.1
+    assert relayed.features(41)["relayed_out_share"] > 0.9
+    assert reimbursed.mule_strength(151) == 0.0 < relayed.mule_strength(41)
+
+
+def fold(state: AccountState, account: str, payer: str, payee: str, amount: float,
+         minutes: float, settings: DetectionSettings) -> list[View]:
+    """Fold a payment into ``account``'s state; the views it routes onward."""
+    event = from_dict(PAYMENTS, {
+        "event_id": f"{payer}-{payee}-{minutes}",
+        "ts": (T0 + timedelta(minutes=minutes)).isoformat(),
+        "payer": payer, "payee": payee, "amount": amount, "channel": "transfer"})
+    onward: list[View] = []
+    for view in views(event):
+        if view.entity == account:
+            onward += state.observe(view, event, settings)
+    return onward
+
+
+def test_a_chain_of_relays_is_told_to_the_accounts_on_either_side() -> None:
+    settings = DetectionSettings()
+    first, second = AccountState(), AccountState()
+    fold(first, "mule-1", "victim", "mule-1", 5_000, 0, settings)
+    told = fold(first, "mule-1", "mule-1", "mule-2", 4_800, 30, settings)
+    assert told == [View("relayed_in", "account", "mule-2", False)]
+    fold(second, "mule-2", "mule-1", "mule-2", 4_800, 30, settings)
+    payment = from_dict(PAYMENTS, {
+        "event_id": "mule-1-mule-2-30", "ts": (T0 + timedelta(minutes=30)).isoformat(),
+        "payer": "mule-1", "payee": "mule-2", "amount": 4_800, "channel": "transfer"})
+    assert second.observe(told[0], payment, settings) == []
+    told_back = fold(second, "mule-2", "mule-2", "cash-agent", 4_600, 70, settings)
+    assert View("relayed_on", "account", "mule-1", False) in told_back
+    first.observe(View("relayed_on", "account", "mule-1", False), payment, settings)
+    now = (T0 + timedelta(minutes=71)).timestamp()
+    assert first.features(now, settings)["chained"] == 1.0
+    assert second.features(now, settings)["chained"] == 1.0
+    assert second.chain_from == ""  # told back once
+
+
+def test_money_from_known_payers_relayed_outside_a_chain_is_not_told_onward() -> None:
+    settings = DetectionSettings()
+    state = AccountState()
+    fold(state, ME, ME, "employer", 1, -60, settings)  # the employer is known
+    fold(state, ME, "employer", ME, 9_000, 0, settings)
+    assert fold(state, ME, ME, "landlord", 8_500, 60, settings) == []
+
+
+def test_a_relay_in_a_chain_is_stronger_mule_evidence() -> None:
+    alone, chained = Account(), Account()
+    for account in (alone, chained):
+        account.pay("stranger-1", ME, 4_000, 0)
+        account.pay(ME, "next-a", 3_800, 30)
+    chained.state.chained = (T0 + timedelta(minutes=31)).timestamp()
+    assert chained.mule_strength(32) > alone.mule_strength(32) + 0.2
+
+
+def near_line_strength(account: Account, minutes: float) -> float:
+    found = {f.pattern: f.strength
+             for f in account.state.findings(account.features(minutes), account.settings)}
+    return found.get("structuring", 0.0)
+
+
+def test_large_outflows_all_just_under_the_line_over_two_weeks_are_structuring() -> None:
+    account = Account()
+    for day, amount in enumerate((46_800, 44_500, 47_100)):
+        account.pay(ME, f"payee-{day}", amount, day * 4 * 24 * 60)
+    assert near_line_strength(account, 9 * 24 * 60) > 0.6
+
+
+def test_a_business_whose_big_payouts_span_every_size_is_not_structuring() -> None:
+    account = Account()
+    amounts = (46_800, 31_000, 44_500, 27_500, 39_000, 47_100, 25_800, 36_200)
+    for n, amount in enumerate(amounts):
+        account.pay(ME, f"supplier-{n % 3}", amount, n * 24 * 60)
+    assert account.features(8 * 24 * 60)["near_line_14d"] == 3
+    assert near_line_strength(account, 8 * 24 * 60) == 0.0

@@ -62,3 +62,25 @@ def test_a_long_loan_repaying_short_ones_is_a_refinancing_even_after_a_short_loa
     borrower.repay("loan-b", 241)
     assert borrower.rollovers() == 0
     assert borrower.onward == []
+
+
+def strength(borrower: Borrower, hours: float) -> float:
+    features = borrower.state.features(T0.timestamp() + hours * 3_600, borrower.settings)
+    found = borrower.state.findings(features, borrower.settings)
+    return found[0].strength if found else 0.0
+
+
+def test_the_first_rollover_across_lenders_on_short_costly_loans_is_already_strong() -> None:
+    # Score = 0.85 x strength + 0.15 x anomaly: at 0.65 the first rollover alerts (>= 0.6)
+    # with any anomaly score of 0.3 or more, so a spiral is flagged at its first step.
+    borrower = Borrower()
+    borrower.lend("loan-a", "app-1", 0, term_days=7)
+    borrower.lend("loan-b", "app-2", 160, term_days=7)
+    assert strength(borrower, 161) == 0.0
+    borrower.repay("loan-a", 166)
+    first = strength(borrower, 167)
+    assert first >= 0.65
+    borrower.lend("loan-c", "app-3", 300, term_days=7)
+    borrower.lend("loan-d", "app-4", 310, term_days=7)
+    borrower.repay("loan-b", 320)
+    assert strength(borrower, 321) > first  # more lenders, faster: further down
