@@ -16,14 +16,24 @@ from monitor.events import Event, Label, LoanDisbursal, Payment
 from monitor.partitioning import partition_for
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class View:
-    """One entity's view of an event."""
+    """One entity's view of an event (never changed once built: hashable by value).
+
+    ``__init__`` is written out because a compiled build runs a generated one (a frozen
+    dataclass's) as interpreted Python, several times slower.
+    """
 
     role: str
     entity_type: str
     entity: str
     primary: bool
+
+    def __init__(self, role: str, entity_type: str, entity: str, primary: bool) -> None:
+        self.role = role
+        self.entity_type = entity_type
+        self.entity = entity
+        self.primary = primary
 
     @property
     def key(self) -> str:
