@@ -50,6 +50,7 @@ MODULES: tuple[str, ...] = (
     "monitor.windows",
     "monitor.sketch",
     "monitor.scaling",
+    "monitor.halfspace",
     "monitor.anomaly",
     "monitor.entities.base",
     "monitor.entities.account",
