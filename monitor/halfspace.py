@@ -24,7 +24,9 @@ class FlatTrees:
         self.first_window: bool = hst._first_window
         self.nodes: list[Any] = []
         self.roots: list[int] = []
-        self.feature: list[str] = []
+        self.names: list[str] = []
+        """The split features; a branch holds the index of its feature here."""
+        self.feature: list[int] = []
         self.threshold: list[float] = []
         self.left: list[int] = []
         self.right: list[int] = []
@@ -41,12 +43,15 @@ class FlatTrees:
         self.r_mass.append(node.r_mass)
         children = getattr(node, "children", None)
         if children is None:  # a leaf
-            self.feature.append("")
+            self.feature.append(-1)
             self.threshold.append(0.0)
             self.left.append(-1)
             self.right.append(-1)
             return index
-        self.feature.append(node.feature)
+        name: str = node.feature
+        if name not in self.names:
+            self.names.append(name)
+        self.feature.append(self.names.index(name))
         self.threshold.append(node.threshold)
         self.left.append(-1)
         self.right.append(-1)
@@ -54,22 +59,28 @@ class FlatTrees:
         self.right[index] = self._add(children[1])
         return index
 
+    def _values(self, x: dict[str, float]) -> list[float | None]:
+        """``x`` by feature index (``None`` where missing): one dict lookup per feature, not
+        one per node visited."""
+        return [x.get(name) for name in self.names]
+
     def learn(self, x: dict[str, float]) -> None:
         """River's ``learn_one`` once its trees are built."""
         l_mass, feature, threshold = self.l_mass, self.feature, self.threshold
         left, right = self.left, self.right
+        values = self._values(x)
         height = self.height
         for root in self.roots:
             node = root
             for _ in range(height):
-                l_mass[node] += 1
-                value = x.get(feature[node])
+                l_mass[node] = l_mass[node] + 1
+                value = values[feature[node]]
                 if value is None:  # River goes down the busier side
                     low, high = left[node], right[node]
                     node = high if l_mass[low] < l_mass[high] else low
                 else:
                     node = left[node] if value < threshold[node] else right[node]
-            l_mass[node] += 1
+            l_mass[node] = l_mass[node] + 1
         self.counter += 1
         if self.counter == self.window_size:  # the window's masses become the reference
             self.r_mass = l_mass
@@ -83,6 +94,7 @@ class FlatTrees:
             return 0.0
         l_mass, r_mass = self.l_mass, self.r_mass
         feature, threshold, left, right = self.feature, self.threshold, self.left, self.right
+        values = self._values(x)
         height = self.height
         size_limit = 0.1 * self.window_size
         score = 0.0
@@ -97,7 +109,7 @@ class FlatTrees:
                 if mass < size_limit:
                     ended = True
                     break
-                value = x.get(feature[node])
+                value = values[feature[node]]
                 if value is None:
                     low, high = left[node], right[node]
                     node = high if l_mass[low] < l_mass[high] else low
