@@ -57,6 +57,7 @@ MODULES: tuple[str, ...] = (
     "monitor.entities.borrower",
     "monitor.entities.lender",
     "monitor.entities.device",
+    "monitor.partitioning",
     "monitor.routing",
     "monitor.records",
     "monitor.policy",
