@@ -205,7 +205,6 @@ _HOURS: dict[str, int] = {}
 """Epoch seconds of ``YYYY-MM-DDTHH:00:00+hh:mm`` per date, hour and offset text, for times
 that passed the full check once (``value[:13] + value[19:]`` of a 25-character time)."""
 _HOURS_MAX = 1 << 16
-_SIXTY = {f"{number:02d}": number for number in range(60)}
 _CURRENCIES: set[str] = set()
 """Currency codes already validated (a handful in practice)."""
 
@@ -216,9 +215,12 @@ def _timestamp(data: dict[str, Any]) -> tuple[float, str]:
         # Whole seconds with a numeric offset in an hour already seen: the hour's epoch plus
         # minutes and seconds, exactly what ``fromisoformat(...).timestamp()`` gives.
         base = _HOURS.get(value[:13] + value[19:])
-        minute, second = _SIXTY.get(value[14:16]), _SIXTY.get(value[17:19])
-        if base is not None and minute is not None and second is not None:
-            return float(base + minute * 60 + second), value
+        # Minutes and seconds "00" to "59", read digit by digit (no slices).
+        m1, m2 = ord(value[14]) - 48, ord(value[15]) - 48
+        s1, s2 = ord(value[17]) - 48, ord(value[18]) - 48
+        if (base is not None and 0 <= m1 <= 5 and 0 <= m2 <= 9 and 0 <= s1 <= 5
+                and 0 <= s2 <= 9):
+            return float(base + (m1 * 10 + m2) * 60 + s1 * 10 + s2), value
     if value is None:
         raise InvalidEvent("missing field 'ts'")
     if not isinstance(value, str) or not _RFC3339.match(value):
