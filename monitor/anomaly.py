@@ -65,7 +65,7 @@ class AnomalyModel:
         flat = self._trees()
         if flat is None:
             return float(self.model.score_one(self._scaled(features)))  # type: ignore[no-untyped-call]
-        return flat.score(self._scaled(features))
+        return flat.score(self._scaled.select(features, flat.names))
 
     @property
     def ready(self) -> bool:
@@ -83,5 +83,5 @@ class AnomalyModel:
         if flat is None:  # River builds its trees from the first event it learns
             self.model.learn_one(self._scaled(features))  # type: ignore[no-untyped-call]
         else:
-            flat.learn(self._scaled(features))
+            flat.learn(self._scaled.select(features, flat.names))
         self.learned += 1

@@ -59,20 +59,17 @@ class FlatTrees:
         self.right[index] = self._add(children[1])
         return index
 
-    def _values(self, x: dict[str, float]) -> list[float | None]:
-        """``x`` by feature index (``None`` where missing): one dict lookup per feature, not
-        one per node visited."""
-        return [x.get(name) for name in self.names]
-
-    def learn(self, x: dict[str, float]) -> None:
-        """River's ``learn_one`` once its trees are built."""
+    def learn(self, values: list[float | None]) -> None:
+        """River's ``learn_one`` once its trees are built, given the event's value of each
+        of :attr:`names` (``None`` where missing)."""
         l_mass, feature, threshold = self.l_mass, self.feature, self.threshold
         left, right = self.left, self.right
-        values = self._values(x)
         height = self.height
         for root in self.roots:
             node = root
-            for _ in range(height):
+            depth = 0
+            while depth < height:
+                depth += 1
                 l_mass[node] = l_mass[node] + 1
                 value = values[feature[node]]
                 if value is None:  # River goes down the busier side
@@ -88,13 +85,13 @@ class FlatTrees:
             self.first_window = False
             self.counter = 0
 
-    def score(self, x: dict[str, float]) -> float:
-        """River's ``score_one``: 0 during the first window, else in [0, 1]."""
+    def score(self, values: list[float | None]) -> float:
+        """River's ``score_one`` (0 during the first window, else in [0, 1]), given the
+        event's value of each of :attr:`names`."""
         if self.first_window:
             return 0.0
         l_mass, r_mass = self.l_mass, self.r_mass
         feature, threshold, left, right = self.feature, self.threshold, self.left, self.right
-        values = self._values(x)
         height = self.height
         size_limit = 0.1 * self.window_size
         score = 0.0

@@ -63,3 +63,13 @@ def test_a_checkpoint_of_rivers_model_alone_restores_into_the_flat_trees() -> No
         assert restored.score_one(features) == float(river.score_one(scaled))
         restored.learn_one(features)
         river.learn_one(scaled)
+
+
+def test_select_gives_the_scaled_values_by_name() -> None:
+    rng = random.Random(3)
+    scaler = AnomalyModel(SETTINGS, CAPS)._scaled
+    names = [*CAPS, "uncapped"]
+    for _ in range(50):
+        features = {**_features(rng), "uncapped": 1.0}
+        scaled = scaler(features)
+        assert scaler.select(features, names) == [scaled.get(name) for name in names]
