@@ -7,6 +7,7 @@ from typing import Any
 from river import anomaly
 
 from monitor.config import AnomalySettings
+from monitor.halfspace import FlatTrees
 from monitor.scaling import LogScaler
 from monitor.slotstate import as_dict, get_state, set_state
 
@@ -20,6 +21,10 @@ class AnomalyModel:
     with ``n_trees * 2**height``. Learning every ``learn_every``-th event keeps the
     profile representative for a fraction of the cost; scoring happens only where a
     typology rule has a finding to weigh.
+
+    Once River has built the trees (on the first learned event), learning and scoring
+    run on a :class:`~monitor.halfspace.FlatTrees` copy of them; River's model, with the
+    masses written back, is what pickles.
     """
 
     def __init__(self, settings: AnomalySettings | None = None,
@@ -35,16 +40,32 @@ class AnomalyModel:
         self.window_size = settings.window_size
         self.seen = 0
         self.learned = 0
+        self._flat: FlatTrees | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return get_state(self)
+        if self._flat is not None:
+            self._flat.store(self.model)
+        state = get_state(self)
+        state.pop("_flat", None)
+        return state
 
     def __setstate__(self, state: Any) -> None:
         set_state(self, as_dict(state))
+        self._flat = None
+
+    def _trees(self) -> FlatTrees | None:
+        """The flat copy of River's trees, made once they exist."""
+        flat = self._flat
+        if flat is None and self.model.trees:
+            flat = self._flat = FlatTrees(self.model)
+        return flat
 
     def score_one(self, features: dict[str, float]) -> float:
         """Anomaly score in [0, 1]; higher is stranger."""
-        return float(self.model.score_one(self._scaled(features)))  # type: ignore[no-untyped-call]
+        flat = self._trees()
+        if flat is None:
+            return float(self.model.score_one(self._scaled(features)))  # type: ignore[no-untyped-call]
+        return flat.score(self._scaled.select(features, flat.names))
 
     @property
     def ready(self) -> bool:
@@ -58,5 +79,9 @@ class AnomalyModel:
         return self.seen % self.learn_every == 0
 
     def learn_one(self, features: dict[str, float]) -> None:
-        self.model.learn_one(self._scaled(features))  # type: ignore[no-untyped-call]
+        flat = self._trees()
+        if flat is None:  # River builds its trees from the first event it learns
+            self.model.learn_one(self._scaled(features))  # type: ignore[no-untyped-call]
+        else:
+            flat.learn(self._scaled.select(features, flat.names))
         self.learned += 1

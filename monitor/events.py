@@ -36,7 +36,10 @@ _RFC3339 = re.compile(
 _CURRENCY = re.compile(r"[A-Z]{3}\Z")
 
 
-@dataclass(slots=True, frozen=True)
+# Events are dataclasses for equality and repr, with ``__init__`` written out: a compiled
+# build runs a generated ``__init__`` as interpreted Python (a frozen one at ~2 us a call),
+# a written one as C. Nothing assigns to an event after it is built.
+@dataclass(slots=True, init=False)
 class Payment:
     event_id: str
     ts: float
@@ -46,20 +49,37 @@ class Payment:
     amount: float
     currency: str
     channel: str
-    device_id: str | None = None
-    ip: str | None = None
-    loan_id: str | None = None
-    borrower: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    device_id: str | None
+    ip: str | None
+    loan_id: str | None
+    borrower: str | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    def __init__(self, event_id: str, ts: float, ts_text: str, payer: str, payee: str,
+                 amount: float, currency: str, channel: str, device_id: str | None = None,
+                 ip: str | None = None, loan_id: str | None = None, borrower: str | None = None,
+                 raw: dict[str, Any] | None = None) -> None:
+        self.event_id = event_id
+        self.ts = ts
+        self.ts_text = ts_text
+        self.payer = payer
+        self.payee = payee
+        self.amount = amount
+        self.currency = currency
+        self.channel = channel
+        self.device_id = device_id
+        self.ip = ip
+        self.loan_id = loan_id
+        self.borrower = borrower
+        self.raw = raw if raw is not None else {}
 
     @property
     def kind(self) -> str:
-        """The input topic kind (a property: the compiled build has no class constants
-        on frozen dataclasses)."""
+        """The input topic kind."""
         return PAYMENTS
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, init=False)
 class LoanDisbursal:
     event_id: str
     ts: float
@@ -72,33 +92,64 @@ class LoanDisbursal:
     fee: float
     term_days: int
     account: str
-    referrer: str | None = None
-    device_id: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    referrer: str | None
+    device_id: str | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    def __init__(self, event_id: str, ts: float, ts_text: str, loan_id: str, borrower: str,
+                 lender: str, principal: float, currency: str, fee: float, term_days: int,
+                 account: str, referrer: str | None = None, device_id: str | None = None,
+                 raw: dict[str, Any] | None = None) -> None:
+        self.event_id = event_id
+        self.ts = ts
+        self.ts_text = ts_text
+        self.loan_id = loan_id
+        self.borrower = borrower
+        self.lender = lender
+        self.principal = principal
+        self.currency = currency
+        self.fee = fee
+        self.term_days = term_days
+        self.account = account
+        self.referrer = referrer
+        self.device_id = device_id
+        self.raw = raw if raw is not None else {}
 
     @property
     def kind(self) -> str:
-        """The input topic kind (a property: the compiled build has no class constants
-        on frozen dataclasses)."""
+        """The input topic kind."""
         return LOAN_DISBURSALS
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, init=False)
 class Label:
     event_id: str
     ts: float
     ts_text: str
     confirmed: bool
-    entity: str | None = None
-    entity_type: str | None = None
-    pattern: str | None = None
-    target_event_id: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    entity: str | None
+    entity_type: str | None
+    pattern: str | None
+    target_event_id: str | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    def __init__(self, event_id: str, ts: float, ts_text: str, confirmed: bool,
+                 entity: str | None = None, entity_type: str | None = None,
+                 pattern: str | None = None, target_event_id: str | None = None,
+                 raw: dict[str, Any] | None = None) -> None:
+        self.event_id = event_id
+        self.ts = ts
+        self.ts_text = ts_text
+        self.confirmed = confirmed
+        self.entity = entity
+        self.entity_type = entity_type
+        self.pattern = pattern
+        self.target_event_id = target_event_id
+        self.raw = raw if raw is not None else {}
 
     @property
     def kind(self) -> str:
-        """The input topic kind (a property: the compiled build has no class constants
-        on frozen dataclasses)."""
+        """The input topic kind."""
         return LABELS
 
 
@@ -154,7 +205,6 @@ _HOURS: dict[str, int] = {}
 """Epoch seconds of ``YYYY-MM-DDTHH:00:00+hh:mm`` per date, hour and offset text, for times
 that passed the full check once (``value[:13] + value[19:]`` of a 25-character time)."""
 _HOURS_MAX = 1 << 16
-_SIXTY = {f"{number:02d}": number for number in range(60)}
 _CURRENCIES: set[str] = set()
 """Currency codes already validated (a handful in practice)."""
 
@@ -165,9 +215,12 @@ def _timestamp(data: dict[str, Any]) -> tuple[float, str]:
         # Whole seconds with a numeric offset in an hour already seen: the hour's epoch plus
         # minutes and seconds, exactly what ``fromisoformat(...).timestamp()`` gives.
         base = _HOURS.get(value[:13] + value[19:])
-        minute, second = _SIXTY.get(value[14:16]), _SIXTY.get(value[17:19])
-        if base is not None and minute is not None and second is not None:
-            return float(base + minute * 60 + second), value
+        # Minutes and seconds "00" to "59", read digit by digit (no slices).
+        m1, m2 = ord(value[14]) - 48, ord(value[15]) - 48
+        s1, s2 = ord(value[17]) - 48, ord(value[18]) - 48
+        if (base is not None and 0 <= m1 <= 5 and 0 <= m2 <= 9 and 0 <= s1 <= 5
+                and 0 <= s2 <= 9):
+            return float(base + (m1 * 10 + m2) * 60 + s1 * 10 + s2), value
     if value is None:
         raise InvalidEvent("missing field 'ts'")
     if not isinstance(value, str) or not _RFC3339.match(value):

@@ -1,7 +1,7 @@
 """The hot path compiled to C with mypyc, and the guard that never runs it stale.
 
-The per-event code (entity state, windows, sketch, routing, shard, policy, scoring)
-is plain, strictly typed Python. ``fraudmon native build`` (run by ``make``)
+The per-event code (entity state, windows, sketch, routing, shard, policy, scoring, the
+replay loop) is plain, strictly typed Python. ``fraudmon native build`` (run by ``make``)
 compiles those modules with mypyc into extension modules next to their sources; the
 import system then prefers them to the ``.py`` files, for about twice the throughput.
 Behaviour is the same: the suite runs against the compiled build, and a test replays
@@ -50,17 +50,20 @@ MODULES: tuple[str, ...] = (
     "monitor.windows",
     "monitor.sketch",
     "monitor.scaling",
+    "monitor.halfspace",
     "monitor.anomaly",
     "monitor.entities.base",
     "monitor.entities.account",
     "monitor.entities.borrower",
     "monitor.entities.lender",
     "monitor.entities.device",
+    "monitor.partitioning",
     "monitor.routing",
     "monitor.records",
     "monitor.policy",
     "monitor.shard",
     "monitor.engine",
+    "monitor.replay",
 )
 """Compiled modules. Each must type-check under mypy strict, and its pickled classes
 must use :mod:`monitor.slotstate` so checkpoints read the same either way."""

@@ -5,28 +5,41 @@ from __future__ import annotations
 import hashlib
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from monitor.events import Event
 
-_last_text: list[Any] = [-1, "", -1, ""]
-"""The last millisecond formatted and its text, and the last second and its text: a
-decision per event needs no new text, and a new millisecond only new digits."""
-_MILLIS = tuple(f".{rest:03d}Z" for rest in range(1000))
+
+class _Stamp:
+    """The last millisecond formatted and its text, and the last second and its text: a
+    decision per event needs no new text, and a new millisecond only new digits."""
+
+    __slots__ = ("millis", "second", "second_text", "text")
+
+    def __init__(self) -> None:
+        self.millis = -1
+        self.text = ""
+        self.second = -1
+        self.second_text = ""
+
+
+_STAMP: Final = _Stamp()
+_MILLIS: Final = tuple(f".{rest:03d}Z" for rest in range(1000))
 
 
 def now_text() -> str:
     """Wall-clock time as RFC 3339 UTC, for ``processed_at`` and ``created_at``."""
     millis = time.time_ns() // 1_000_000
-    cached = _last_text
-    if millis != cached[0]:
-        seconds, rest = divmod(millis, 1000)
-        if seconds != cached[2]:
-            cached[2] = seconds
-            cached[3] = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        cached[0], cached[1] = millis, cached[3] + _MILLIS[rest]
-    text: str = cached[1]
-    return text
+    stamp = _STAMP
+    if millis != stamp.millis:
+        seconds = millis // 1000
+        if seconds != stamp.second:
+            stamp.second = seconds
+            stamp.second_text = datetime.fromtimestamp(seconds, UTC).strftime(
+                "%Y-%m-%dT%H:%M:%S")
+        stamp.millis = millis
+        stamp.text = stamp.second_text + _MILLIS[millis - seconds * 1000]
+    return stamp.text
 
 
 def alert_id(pattern: str, entity_type: str, entity: str, trigger_event_id: str) -> str:

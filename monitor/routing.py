@@ -16,14 +16,24 @@ from monitor.events import Event, Label, LoanDisbursal, Payment
 from monitor.partitioning import partition_for
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class View:
-    """One entity's view of an event."""
+    """One entity's view of an event (never changed once built: hashable by value).
+
+    ``__init__`` is written out because a compiled build runs a generated one (a frozen
+    dataclass's) as interpreted Python, several times slower.
+    """
 
     role: str
     entity_type: str
     entity: str
     primary: bool
+
+    def __init__(self, role: str, entity_type: str, entity: str, primary: bool) -> None:
+        self.role = role
+        self.entity_type = entity_type
+        self.entity = entity
+        self.primary = primary
 
     @property
     def key(self) -> str:
@@ -75,27 +85,35 @@ def entities(event: Event) -> list[dict[str, str]]:
             if v.entity_type != "event"]
 
 
-_SHARDS: dict[int, dict[str, int]] = {}
-"""Per partition count, the shard of each recently seen key (murmur2 is pure Python)."""
+_SHARDS: dict[int, dict[str, dict[str, int]]] = {}
+"""Per partition count and entity type, the shard of each recently seen entity id
+(murmur2 is pure Python; keyed by id, the shard key is built only on a miss)."""
 _SHARDS_MAX = 1 << 18
 
 
-def shard_of_key(key: str, partitions: int) -> int:
-    """The shard (routed-topic partition) that owns the entity with shard key ``key``."""
-    cache = _SHARDS.get(partitions)
+def _cache(entity_type: str, partitions: int) -> dict[str, int]:
+    by_type = _SHARDS.get(partitions)
+    if by_type is None:
+        by_type = _SHARDS[partitions] = {}
+    cache = by_type.get(entity_type)
     if cache is None:
-        cache = _SHARDS[partitions] = {}
-    shard = cache.get(key)
+        cache = by_type[entity_type] = {}
+    return cache
+
+
+def _shard(cache: dict[str, int], entity_type: str, entity: str, partitions: int) -> int:
+    shard = cache.get(entity)
     if shard is None:
         if len(cache) >= _SHARDS_MAX:
             cache.clear()
-        shard = cache[key] = partition_for(key, partitions)
+        shard = cache[entity] = partition_for(f"{entity_type}:{entity}", partitions)
     return shard
 
 
 def shard_of(view: View, partitions: int) -> int:
     """The shard (routed-topic partition) that owns ``view``'s entity."""
-    return shard_of_key(view.key, partitions)
+    entity_type = view.entity_type
+    return _shard(_cache(entity_type, partitions), entity_type, view.entity, partitions)
 
 
 def placements(event: Event, partitions: int) -> list[tuple[View, int]]:
@@ -107,20 +125,22 @@ def placements(event: Event, partitions: int) -> list[tuple[View, int]]:
     """
     if isinstance(event, Payment):  # nearly every event: views and shards in one go
         payer, payee = event.payer, event.payee
+        accounts = _cache("account", partitions)
         placed = [(View("payer", "account", payer, True),
-                   shard_of_key(f"account:{payer}", partitions))]
+                   _shard(accounts, "account", payer, partitions))]
         if payee != payer:
             placed.append((View("payee", "account", payee, False),
-                           shard_of_key(f"account:{payee}", partitions)))
-        if event.borrower is not None:
-            placed.append((View("repayment", "borrower", event.borrower, False),
-                           shard_of_key(f"borrower:{event.borrower}", partitions)))
-        if event.device_id is not None:
-            placed.append((View("device", "device", event.device_id, False),
-                           shard_of_key(f"device:{event.device_id}", partitions)))
+                           _shard(accounts, "account", payee, partitions)))
+        borrower, device = event.borrower, event.device_id
+        if borrower is not None:
+            placed.append((View("repayment", "borrower", borrower, False),
+                           _shard(_cache("borrower", partitions), "borrower", borrower,
+                                  partitions)))
+        if device is not None:
+            placed.append((View("device", "device", device, False),
+                           _shard(_cache("device", partitions), "device", device, partitions)))
         return placed
-    placed = [(view, shard_of_key(f"{view.entity_type}:{view.entity}", partitions))
-              for view in views(event)]
+    placed = [(view, shard_of(view, partitions)) for view in views(event)]
     if isinstance(event, Label) and event.target_event_id is not None:
         home = placed[0][1]
         copy = View("label_copy", "event", event.target_event_id, False)

@@ -31,3 +31,18 @@ class LogScaler:
         log1p = math.log1p
         return {name: min(1.0, log1p(value) * scales[name]) if value > 0 else 0.0
                 for name, value in features.items() if name in scales}
+
+    def select(self, features: dict[str, float], names: list[str]) -> list[float | None]:
+        """The scaled values of ``names``, in order, as :meth:`__call__` gives them (``None``
+        for a feature that is missing or has no cap), without building the dict."""
+        scales = self.scales
+        log1p = math.log1p
+        selected: list[float | None] = []
+        for name in names:
+            value = features.get(name)
+            scale = scales.get(name)
+            if value is None or scale is None:
+                selected.append(None)
+            else:
+                selected.append(min(1.0, log1p(value) * scale) if value > 0 else 0.0)
+        return selected

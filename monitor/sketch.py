@@ -33,4 +33,6 @@ def seen_before(sketch: int, item: str) -> tuple[bool, int]:
         if len(_cache) >= _CACHE_MAX:
             _cache.clear()
         bits = _cache[item] = _bits(item)
-    return sketch & bits == bits, sketch | bits
+    if sketch & bits == bits:
+        return True, sketch  # already in: no new 1,024-bit int
+    return False, sketch | bits

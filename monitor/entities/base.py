@@ -33,7 +33,9 @@ def ramp(value: float, low: float, high: float) -> float:
     return clip01((value - low) / (high - low))
 
 
-@dataclass(frozen=True, slots=True)
+# Reason and Finding write out ``__init__``: a compiled build runs a generated one (a frozen
+# dataclass's) as interpreted Python, several times slower. Neither changes once built.
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class Reason:
     """One signal behind a finding: its value and what is typical."""
 
@@ -41,11 +43,16 @@ class Reason:
     value: float
     typical: str
 
+    def __init__(self, signal: str, value: float, typical: str) -> None:
+        self.signal = signal
+        self.value = value
+        self.typical = typical
+
     def as_dict(self) -> dict[str, Any]:
         return {"signal": self.signal, "value": round(self.value, 4), "typical": self.typical}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class Finding:
     """A typology rule's view of one pattern: strength in [0, 1] and its reasons.
 
@@ -56,7 +63,14 @@ class Finding:
     pattern: str
     strength: float
     reasons: tuple[Reason, ...]
-    targets: tuple[tuple[str, str], ...] = ()
+    targets: tuple[tuple[str, str], ...]
+
+    def __init__(self, pattern: str, strength: float, reasons: tuple[Reason, ...],
+                 targets: tuple[tuple[str, str], ...] = ()) -> None:
+        self.pattern = pattern
+        self.strength = strength
+        self.reasons = reasons
+        self.targets = targets
 
 
 def prune(window: deque[tuple[Any, ...]], oldest: float) -> None:
@@ -77,7 +91,7 @@ class EntityState:
     family: ClassVar[str] = "entity"
     patterns: ClassVar[tuple[str, ...]] = ()
     feature_caps: ClassVar[dict[str, float]] = {}
-    max_evidence: ClassVar[int] = 8
+    max_evidence: Final = 8
 
     def __init__(self) -> None:
         self.first_ts: float | None = None
@@ -122,13 +136,16 @@ class EntityState:
         if ts > self.last_ts:
             self.last_ts = ts
         recent = self.recent_events
+        if not isinstance(recent, list):  # a deque from an older checkpoint
+            recent = self.recent_events = list(recent)
+        event_id = event.event_id
         if recent:
-            if recent[-1] != event.event_id:  # a second view of one event (shared_device)
-                recent.append(event.event_id)
+            if recent[-1] != event_id:  # a second view of one event (shared_device)
+                recent.append(event_id)
                 if len(recent) > self.max_evidence:
                     del recent[0]
         else:
-            self.recent_events = [event.event_id]  # sized to one id, not four
+            self.recent_events = [event_id]  # sized to one id, not four
         return self.update(view, event, settings)
 
     def update(self, view: View, event: Event, settings: DetectionSettings) -> list[View]:
