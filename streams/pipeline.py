@@ -12,6 +12,20 @@ event loop except where the producer pushes back:
   and emits decisions, alerts and onward views. A routed offset is committed only after
   the checkpoint that holds its effects is durable (:mod:`streams.shards`).
 
+**Folding here**: a view for a shard this worker owns is folded as soon as it is
+routed, depth first with the views it leads to, as replay does (:mod:`monitor.engine`),
+instead of after a round trip through the routed topic. Its envelope is still produced,
+so the routed log stays the shard's durable input: read back here it is skipped, and
+after a restore or a rebalance the shard's dedup window drops it (a checkpoint can hold
+folds whose envelopes lie past its applied offset). Without a dedup window
+(``processing.dedup_window: 0``) every view goes the round trip.
+
+Folding here must not overtake the routed log: after an assignment (a start, a
+restore, a rebalance) a shard's log can hold envelopes it has not folded yet, produced
+before a crash or by the previous owner. Until every owned routed partition is read up
+to its high watermark, with no envelope of this worker's still on its way back, ingest
+stays paused and views go the round trip (:meth:`Pipeline._catch_up`).
+
 Outputs are enqueued on the producer without awaiting each delivery; a checkpoint
 flushes the producer (and checks every delivery) before it saves shards and commits.
 faust's per-message machinery (tasks, streams, acks) costs about ten times the domain
@@ -50,6 +64,7 @@ if TYPE_CHECKING:
     from monitor.events import Event
     from monitor.metrics import Metrics
     from monitor.routing import View
+    from monitor.shard import Outcome, Shard
     from streams.shards import ShardManager
 
 logger = logging.getLogger(__name__)
@@ -120,6 +135,10 @@ class Pipeline:
         self.durable: dict[TopicPartition, int] = {}    # safe to commit, not yet committed
         self.outputs: Outputs | None = None
         self.decoded: dict[bytes, tuple[View, Event, float | None]] = {}
+        # Envelopes folded here when routed (see "Folding here"), until they are read back.
+        self.folded: dict[bytes, int] = {}
+        self.fold_here = settings.processing.dedup_window > 0
+        self.caught_up = False  # owned routed partitions read to their end since assigned
         self.ingest_paused = False
         self.snapshot_due = 0.0  # monotonic time of the next timer snapshot
         self.rebalancing = True
@@ -185,6 +204,8 @@ class Pipeline:
                 if not self.restored():
                     async with self.manager.lock:
                         await self._restore()
+                if not self.caught_up:
+                    await self._catch_up()
                 batch = await self.consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_BATCH)
                 if not batch:
                     if self.ingest_paused:  # nothing came back to score: let ingest go on
@@ -208,7 +229,7 @@ class Pipeline:
     def _throttle(self) -> None:
         """Pause ingest while too many envelopes wait to be scored here (see INGEST_AHEAD)."""
         assert self.consumer is not None  # noqa: S101 - started
-        waiting = len(self.decoded)
+        waiting = len(self.decoded) + len(self.folded)
         if not self.ingest_paused and waiting >= INGEST_AHEAD:
             self.consumer.pause(*self._inputs())
             self.ingest_paused = True
@@ -216,13 +237,36 @@ class Pipeline:
             self._resume_ingest(forget=False)
 
     def _resume_ingest(self, *, forget: bool) -> None:
-        """Resume the input partitions; ``forget`` drops cached envelopes that will never
-        be read back here (their shard was revoked or cannot be restored)."""
+        """Resume the input partitions (unless catching up); ``forget`` drops cached
+        envelopes that will never be read back here (their shard was revoked or cannot
+        be restored)."""
         assert self.consumer is not None  # noqa: S101 - started
         if forget:
             self.decoded.clear()
-        self.consumer.resume(*self._inputs())
+            self.folded.clear()
         self.ingest_paused = False
+        if self.caught_up:
+            self.consumer.resume(*self._inputs())
+
+    async def _catch_up(self) -> None:
+        """Start folding here once the owned routed partitions are read to their end.
+
+        Until then ingest is paused, so the only envelopes in flight are onward views of
+        the records being caught up on, which go the round trip (``decoded``).
+        """
+        consumer = self.consumer
+        assert consumer is not None  # noqa: S101 - started
+        if self.fold_here and not self.rebalancing:
+            if self.decoded or not self.restored():
+                return
+            for shard_id in self.owned - self.broken:
+                tp = TopicPartition(self.routed, shard_id)
+                high = consumer.highwater(tp)
+                if high is None or await consumer.position(tp) < high:
+                    return  # not fetched yet, or records left to read
+        self.caught_up = True
+        if not self.ingest_paused:
+            consumer.resume(*self._inputs())
 
     def _inputs(self) -> list[TopicPartition]:
         assert self.consumer is not None  # noqa: S101 - started
@@ -285,12 +329,16 @@ class Pipeline:
             valid[kind] += 1
             parsed_events.append((parsed, record.timestamp / 1000))
         parsed_events.sort(key=_event_time)
+        fold_here = self.fold_here and self.caught_up
         for parsed, arrived in parsed_events:
             for view, shard in placements(parsed, partitions):
                 value = encode(view, parsed, arrived)
-                if shard in owned:
-                    decoded[value] = (view, parsed, arrived)
                 send(routed, view.key.encode(), value, shard)
+                if shard in owned:
+                    if fold_here:
+                        self._fold(shard, view, parsed, arrived, value)
+                    elif shard not in self.broken:
+                        decoded[value] = (view, parsed, arrived)
         for tp, records in batch.items():
             self.ingested[tp] = records[-1].offset + 1
         for kind, count in valid.items():
@@ -355,11 +403,21 @@ class Pipeline:
             self.broken.add(shard_id)
             self.consumer.pause(tp)
             return
-        send, decode, encode = self.outputs.add, envelope.decode_with_arrival, envelope.encode
-        metrics, store, routed, partitions = self.metrics, self.store, self.routed, self.partitions
+        decode = envelope.decode_with_arrival
         decoded = self._decoded()
+        folded = self.folded
         drift_before = dict(shard.drift_detections)
         for record in records:
+            if folded:
+                count = folded.get(record.value)
+                if count is not None:  # folded when it was routed: only the offset moves
+                    if count == 1:
+                        del folded[record.value]
+                    else:
+                        folded[record.value] = count - 1
+                    if record.offset > shard.applied_offset:
+                        shard.applied_offset = record.offset
+                    continue
             known = decoded.pop(record.value, None)
             if known is not None:
                 view, parsed, arrived = known
@@ -374,30 +432,65 @@ class Pipeline:
             except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream
                 self._dead_letter_bug(record, "scoring", exc)
                 continue
-            if outcome is None:
-                continue
-            # Onward views first: in the routed log they then precede anything caused by
-            # later events, as in replay (monitor.engine).
-            for onward in outcome.forwards:
-                value = encode(onward, parsed, arrived)
-                target = shard_of(onward, partitions)
-                if target in self.owned:
-                    decoded[value] = (onward, parsed, arrived)
-                send(routed, onward.key.encode(), value, target)
-            if outcome.decision is not None:
-                send(self.decisions_topic, parsed.event_id.encode(),
-                     orjson.dumps(outcome.decision))
-                metrics.decided(parsed.kind, outcome.decision["scores"], arrived, parsed.ts,
-                                time.time())
-            for alert in outcome.alerts:
-                send(self.alerts_topic, view.key.encode(), orjson.dumps(alert))
-                metrics.alert(alert["pattern"], alert["severity"])
-                store.put(alert, parsed.ts)
+            if outcome is not None:
+                self._emit(outcome, view, parsed, arrived)
         self.manager.advance(shard_id, records[-1].offset + 1)
-        if shard.drift_detections != drift_before:
+        self._drifted(shard, drift_before)
+
+    def _fold(self, shard_id: int, view: View, parsed: Event, arrived: float | None,
+              value: bytes) -> None:
+        """Fold a view routed to an owned shard right away (see "Folding here")."""
+        shard = self.manager.shards.get(shard_id)
+        if shard is None or shard_id in self.broken:
+            self.decoded[value] = (view, parsed, arrived)  # not restored: the round trip
+            return
+        drift_before = dict(shard.drift_detections)
+        try:
+            outcome = shard.process(view, parsed)
+        except Exception as exc:  # a bug must not stop the stream
+            logger.exception("folding a view for shard %d failed", shard_id)
+            assert self.outputs is not None  # noqa: S101 - started
+            self.outputs.add(self.dead_topic, view.key.encode(), orjson.dumps(dead_letter(
+                value, self.routed, shard_id, None, "internal error while scoring: "
+                + type(exc).__name__)))
+            return
+        self.folded[value] = self.folded.get(value, 0) + 1
+        self.manager.touch(shard_id)
+        if outcome is not None:
+            self._emit(outcome, view, parsed, arrived)
+        self._drifted(shard, drift_before)
+
+    def _emit(self, outcome: Outcome, view: View, parsed: Event,
+              arrived: float | None) -> None:
+        """Send what a fold produced: onward views, the decision, alerts."""
+        assert self.outputs is not None  # noqa: S101 - started
+        send, metrics = self.outputs.add, self.metrics
+        # Onward views first: in the routed log they then precede anything caused by
+        # later events, as in replay (monitor.engine).
+        for onward in outcome.forwards:
+            value = envelope.encode(onward, parsed, arrived)
+            target = shard_of(onward, self.partitions)
+            send(self.routed, onward.key.encode(), value, target)
+            if target in self.owned and target not in self.broken:
+                if self.fold_here and self.caught_up:
+                    self._fold(target, onward, parsed, arrived, value)
+                else:
+                    self.decoded[value] = (onward, parsed, arrived)
+        if outcome.decision is not None:
+            send(self.decisions_topic, parsed.event_id.encode(),
+                 orjson.dumps(outcome.decision))
+            metrics.decided(parsed.kind, outcome.decision["scores"], arrived, parsed.ts,
+                            time.time())
+        for alert in outcome.alerts:
+            send(self.alerts_topic, view.key.encode(), orjson.dumps(alert))
+            metrics.alert(alert["pattern"], alert["severity"])
+            self.store.put(alert, parsed.ts)
+
+    def _drifted(self, shard: Shard, before: dict[str, int]) -> None:
+        if shard.drift_detections != before:
             for family, count in shard.drift_detections.items():
-                if count > drift_before.get(family, 0):
-                    metrics.drifted(family, count - drift_before.get(family, 0))
+                if count > before.get(family, 0):
+                    self.metrics.drifted(family, count - before.get(family, 0))
 
     # checkpoint and rebalance ------------------------------------------------------
 
@@ -492,5 +585,9 @@ class Pipeline:
         self.owned = {tp.partition for tp in assigned if tp.topic == self.routed}
         self.rebalancing = False
         self.decoded.clear()  # envelopes for shards owned before are not read back here
+        self.folded.clear()   # read back, these are now dropped by the dedup window
+        self.caught_up = False
+        if self.consumer is not None and self.fold_here:
+            self.consumer.pause(*self._inputs())  # until caught up (see _catch_up)
         self.ingest_paused = False  # a new assignment starts unpaused
         logger.info("owning shards %s", sorted(self.owned))

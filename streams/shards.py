@@ -151,6 +151,13 @@ class ShardManager:
         self.pending[shard_id] = next_offset
         self.dirty.add(shard_id)
 
+    def touch(self, shard_id: int) -> None:
+        """``shard_id`` folded views ahead of its routed offset (``streams.pipeline``:
+        folding here); it is dirty, and its offset to commit stays where it was."""
+        self.dirty.add(shard_id)
+        if shard_id not in self.pending:
+            self.pending[shard_id] = self.shards[shard_id].applied_offset + 1
+
     def stalest(self, scope: Iterable[int], count: int | None) -> list[int]:
         """The dirty shards of ``scope``, least recently saved first, at most ``count``."""
         dirty = sorted(self.dirty & set(scope), key=lambda shard: (self.saved_at.get(shard, -1),

@@ -14,6 +14,7 @@ from monitor.alertstore import AlertStore
 from monitor.checkpoint import FileCheckpointStore
 from monitor.config import Settings
 from monitor.metrics import Metrics
+from monitor.shard import Shard
 from streams.pipeline import INGEST_AHEAD, Pipeline
 from streams.shards import ShardManager
 
@@ -32,6 +33,16 @@ class RecordingConsumer:
     def resume(self, *tps: TopicPartition) -> None:
         self.paused.difference_update(tps)
 
+    # What _catch_up asks: the last known end of each partition, and the read position.
+    ends: dict[TopicPartition, int]
+    positions: dict[TopicPartition, int]
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return self.ends.get(tp)
+
+    async def position(self, tp: TopicPartition) -> int:
+        return self.positions[tp]
+
 
 def pipeline(tmp_path: Path) -> tuple[Pipeline, RecordingConsumer, set[TopicPartition]]:
     settings = Settings()
@@ -41,6 +52,7 @@ def pipeline(tmp_path: Path) -> tuple[Pipeline, RecordingConsumer, set[TopicPart
     routed = {TopicPartition(line.routed, p) for p in range(2)}
     consumer = RecordingConsumer(inputs | routed)
     line.consumer = consumer  # type: ignore[assignment]
+    line.caught_up = True  # see the catch-up tests below
     return line, consumer, inputs
 
 
@@ -81,3 +93,36 @@ def test_a_new_assignment_starts_unpaused_with_an_empty_cache(tmp_path: Path) ->
     line._throttle()
     line.assign([TopicPartition(line.routed, 0)])
     assert not line.ingest_paused and not line.decoded
+
+
+async def test_after_an_assignment_ingest_waits_until_the_routed_log_is_read_to_its_end(
+        tmp_path: Path) -> None:
+    # Folding views here must not overtake envelopes already in an owned shard's log.
+    line, consumer, inputs = pipeline(tmp_path)
+    shard = TopicPartition(line.routed, 0)
+    line.assign([shard, *inputs])
+    line.manager.shards[0] = Shard(0, line.settings)  # restored
+    assert consumer.paused == inputs and not line.caught_up
+    consumer.ends, consumer.positions = {}, {shard: 0}
+    await line._catch_up()
+    assert not line.caught_up  # no fetch yet: the end is unknown
+    consumer.ends = {shard: 40}
+    consumer.positions = {shard: 25}
+    await line._catch_up()
+    assert not line.caught_up and consumer.paused == inputs
+    consumer.positions = {shard: 40}
+    line.decoded = {b"an onward view on its way back": None}  # type: ignore[dict-item]
+    await line._catch_up()
+    assert not line.caught_up  # it must be read back first
+    line.decoded = {}
+    await line._catch_up()
+    assert line.caught_up and not consumer.paused
+
+
+async def test_without_a_dedup_window_nothing_is_folded_here_and_nothing_waits(
+        tmp_path: Path) -> None:
+    line, consumer, inputs = pipeline(tmp_path)
+    line.fold_here = False
+    line.assign([TopicPartition(line.routed, 0), *inputs])
+    await line._catch_up()
+    assert line.caught_up and not consumer.paused
