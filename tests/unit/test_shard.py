@@ -222,6 +222,22 @@ def test_dedup_memory_survives_a_checkpoint(settings: Settings) -> None:
     assert restored.learned == 2
 
 
+@pytest.mark.parametrize("event_id", ["e1", "odd\x00id"])
+def test_the_dedup_window_keeps_its_order_through_a_checkpoint(settings: Settings,
+                                                               event_id: str) -> None:
+    # It is stored as one NUL-joined string, unless an event id holds a NUL itself.
+    shard = Shard(0, settings)
+    for n, current in enumerate(["e0", event_id, "e2"]):
+        event = pay(current, "a", "b")
+        shard.process(views(event)[0], event, offset=n)
+    restored = Shard(0, settings)
+    restored.restore(shard.snapshot())
+    assert list(restored.seen) == list(shard.seen) == [
+        f"{current}\x1fpayer" for current in ["e0", event_id, "e2"]]
+    event = pay(event_id, "a", "b")
+    assert restored.process(views(event)[0], event, offset=3) is None
+
+
 def test_snapshot_does_not_share_state_with_the_live_shard(
         uninterrupted: dict[str, Any], settings: Settings, log: Log) -> None:
     shard: Shard = uninterrupted["shard"]
