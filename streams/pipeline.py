@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from monitor.events import Event
     from monitor.metrics import Metrics
     from monitor.routing import View
-    from monitor.shard import Outcome, Shard
+    from monitor.shard import Outcome
     from streams.shards import ShardManager
 
 logger = logging.getLogger(__name__)
@@ -139,6 +139,7 @@ class Pipeline:
         self.folded: dict[bytes, int] = {}
         self.fold_here = settings.processing.dedup_window > 0
         self.caught_up = False  # owned routed partitions read to their end since assigned
+        self.drift_reported: dict[int, dict[str, int]] = {}  # shard -> detections counted
         self.ingest_paused = False
         self.snapshot_due = 0.0  # monotonic time of the next timer snapshot
         self.rebalancing = True
@@ -221,6 +222,7 @@ class Pipeline:
                         if tp.topic == self.routed:
                             self._score(tp, records)
                     await self.outputs.send()
+                    self._report_drift()
                 self._throttle()
                 await asyncio.sleep(0)  # let heartbeats, timers and the web server run
         except Exception as exc:  # noqa: BLE001 - reported, and the worker stops
@@ -382,6 +384,8 @@ class Pipeline:
                 self.consumer.pause(TopicPartition(self.routed, shard_id))
             elif isinstance(result, BaseException):
                 raise result
+            else:
+                self.drift_reported[shard_id] = dict(result.drift_detections)
 
     def restored(self) -> bool:
         """Whether every owned shard is restored (or known unrestorable)."""
@@ -406,7 +410,6 @@ class Pipeline:
         decode = envelope.decode_with_arrival
         decoded = self._decoded()
         folded = self.folded
-        drift_before = dict(shard.drift_detections)
         for record in records:
             if folded:
                 count = folded.get(record.value)
@@ -435,7 +438,6 @@ class Pipeline:
             if outcome is not None:
                 self._emit(outcome, view, parsed, arrived)
         self.manager.advance(shard_id, records[-1].offset + 1)
-        self._drifted(shard, drift_before)
 
     def _fold(self, shard_id: int, view: View, parsed: Event, arrived: float | None,
               value: bytes) -> None:
@@ -444,7 +446,8 @@ class Pipeline:
         if shard is None or shard_id in self.broken:
             self.decoded[value] = (view, parsed, arrived)  # not restored: the round trip
             return
-        drift_before = dict(shard.drift_detections)
+        self.folded[value] = self.folded.get(value, 0) + 1  # read back, it is skipped
+        self.manager.touch(shard_id)
         try:
             outcome = shard.process(view, parsed)
         except Exception as exc:  # a bug must not stop the stream
@@ -454,11 +457,8 @@ class Pipeline:
                 value, self.routed, shard_id, None, "internal error while scoring: "
                 + type(exc).__name__)))
             return
-        self.folded[value] = self.folded.get(value, 0) + 1
-        self.manager.touch(shard_id)
         if outcome is not None:
             self._emit(outcome, view, parsed, arrived)
-        self._drifted(shard, drift_before)
 
     def _emit(self, outcome: Outcome, view: View, parsed: Event,
               arrived: float | None) -> None:
@@ -486,11 +486,19 @@ class Pipeline:
             metrics.alert(alert["pattern"], alert["severity"])
             self.store.put(alert, parsed.ts)
 
-    def _drifted(self, shard: Shard, before: dict[str, int]) -> None:
-        if shard.drift_detections != before:
-            for family, count in shard.drift_detections.items():
-                if count > before.get(family, 0):
-                    self.metrics.drifted(family, count - before.get(family, 0))
+    def _report_drift(self) -> None:
+        """Count the drift detections the owned shards made since the last batch."""
+        reported = self.drift_reported
+        for shard_id in self.owned:
+            shard = self.manager.shards.get(shard_id)
+            if shard is None:
+                continue
+            before = reported.setdefault(shard_id, {})  # set at restore (see _restore)
+            if shard.drift_detections != before:
+                for family, count in shard.drift_detections.items():
+                    if count > before.get(family, 0):
+                        self.metrics.drifted(family, count - before.get(family, 0))
+                reported[shard_id] = dict(shard.drift_detections)
 
     # checkpoint and rebalance ------------------------------------------------------
 
@@ -573,6 +581,8 @@ class Pipeline:
         gone = {tp.partition for tp in revoked if tp.topic == self.routed}
         await self.checkpoint(only=gone)
         self.manager.release(gone)
+        for shard_id in gone:
+            self.drift_reported.pop(shard_id, None)
         self.owned.difference_update(gone)
         self.broken.difference_update(gone)
         for tp in revoked:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aiokafka import TopicPartition
+from prometheus_client import CollectorRegistry
 
 from monitor.alertstore import AlertStore
 from monitor.checkpoint import FileCheckpointStore
@@ -126,3 +127,20 @@ async def test_without_a_dedup_window_nothing_is_folded_here_and_nothing_waits(
     line.assign([TopicPartition(line.routed, 0), *inputs])
     await line._catch_up()
     assert line.caught_up and not consumer.paused
+
+
+def test_drift_is_counted_once_per_detection_not_for_what_a_restored_shard_held(
+        tmp_path: Path) -> None:
+    line, _, _ = pipeline(tmp_path)
+    registry = CollectorRegistry()
+    line.metrics = Metrics(registry, families=["account"])
+    line.owned = {0}
+    shard = line.manager.shards[0] = Shard(0, line.settings)
+    shard.drift_detections["account"] = 3  # restored with three detections of the past
+    line.drift_reported[0] = dict(shard.drift_detections)  # what _restore records
+    line._report_drift()
+    shard.drift_detections["account"] = 5
+    line._report_drift()
+    line._report_drift()
+    assert registry.get_sample_value("fraudmon_drift_detections_total",
+                                     {"family": "account"}) == 2
