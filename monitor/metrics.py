@@ -12,12 +12,15 @@ rebalance instead of being double counted.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
+from itertools import accumulate
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from monitor.events import INPUT_KINDS
 from monitor.patterns import PATTERNS, SEVERITIES
@@ -88,6 +91,60 @@ class ShardStateCollector(Collector):
         yield from figures.values()
 
 
+class Series:
+    """One histogram series as plain per-bucket counts: an observation is a bisect and
+    two additions, where a ``prometheus_client`` histogram takes a lock and walks its
+    buckets in Python (about a microsecond, five times per decision)."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1  # le: the first bound >= value
+        self.sum += value
+
+
+class DecisionHistogram(Collector):
+    """A histogram observed on every decision, exported at scrape time.
+
+    Observed and scraped on the worker's event loop thread; a scrape from another thread
+    may read a count one observation behind another, never a torn one.
+    """
+
+    def __init__(self, name: str, documentation: str, bounds: tuple[float, ...],
+                 registry: CollectorRegistry, label: str | None = None) -> None:
+        self.name, self.documentation, self.bounds, self.label = name, documentation, bounds, label
+        self.series: dict[str, Series] = {}
+        registry.register(self)
+
+    def child(self, value: str = "") -> Series:
+        """The series of one label value (the only one when unlabelled), made once."""
+        series = self.series.get(value)
+        if series is None:
+            series = self.series[value] = Series(self.bounds)
+        return series
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation,
+                                       labels=[self.label] if self.label else None)
+        edges = [floatToGoString(bound) for bound in self.bounds]  # type: ignore[no-untyped-call]
+        edges.append("+Inf")
+        for value, series in self.series.items():
+            cumulative = list(accumulate(series.counts))
+            family.add_metric([value] if self.label else [], list(zip(edges, cumulative,
+                                                                       strict=True)),
+                              series.sum)
+        yield family
+
+    def describe(self) -> Iterator[Metric]:
+        yield HistogramMetricFamily(self.name, self.documentation,
+                                    labels=[self.label] if self.label else None)
+
+
 class Metrics:
     """The monitor's metrics; label children are bound once, up front, for the hot path."""
 
@@ -108,17 +165,17 @@ class Metrics:
             "checkpoint_duration_seconds", "Time to flush outputs and save dirty shards.",
             namespace=ns, registry=r,
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
-        self.decision_latency = Histogram(
-            "decision_latency_seconds",
+        self.decision_latency = DecisionHistogram(
+            f"{ns}_decision_latency_seconds",
             "Time from an input message's arrival in Kafka to its decision.",
-            namespace=ns, registry=r, buckets=LATENCY_BUCKETS)
-        self.event_time_lag = Histogram(
-            "event_time_lag_seconds",
+            LATENCY_BUCKETS, r).child()
+        self.event_time_lag = DecisionHistogram(
+            f"{ns}_event_time_lag_seconds",
             "Wall clock minus event time when the decision is made, by input topic kind.",
-            ["topic"], namespace=ns, registry=r, buckets=LAG_BUCKETS)
-        self.scores = Histogram(
-            "decision_score", "Scores in decisions, by pattern (and the anomaly score).",
-            ["pattern"], namespace=ns, registry=r, buckets=SCORE_BUCKETS)
+            LAG_BUCKETS, r, label="topic")
+        self.scores = DecisionHistogram(
+            f"{ns}_decision_score", "Scores in decisions, by pattern (and the anomaly score).",
+            SCORE_BUCKETS, r, label="pattern")
         self.drift_detections = Counter(
             "drift_detections", "Drift in anomaly scores detected (ADWIN), by entity family.",
             ["family"], namespace=ns, registry=r)
@@ -134,8 +191,8 @@ class Metrics:
                               for kind in INPUT_KINDS}
         self.alert_children = {(p, s): self.alerts.labels(p, s)
                                for p in PATTERNS for s in SEVERITIES}
-        self.lag_children = {kind: self.event_time_lag.labels(kind) for kind in INPUT_KINDS}
-        self.score_children = {name: self.scores.labels(name) for name in SCORE_NAMES}
+        self.lag_children = {kind: self.event_time_lag.child(kind) for kind in INPUT_KINDS}
+        self.score_children = {name: self.scores.child(name) for name in SCORE_NAMES}
         self.drift_children = {family: self.drift_detections.labels(family)
                                for family in families}
 

@@ -102,3 +102,17 @@ def test_promtool_finds_nothing_wrong() -> None:
     checked = subprocess.run([promtool, "check", "metrics"], check=False,
                              input=generate_latest(metrics.registry), capture_output=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_decision_histogram_counts_a_value_on_a_bound_in_that_bucket() -> None:
+    # Prometheus buckets are "less than or equal": as prometheus_client's own histogram.
+    metrics = Metrics(CollectorRegistry())
+    metrics.decided("payments", {"mule_account": 0.5}, arrived=None, event_ts=0.0, now=0.0)
+    assert value(metrics, "fraudmon_decision_score_bucket", pattern="mule_account",
+                 le="0.4") == 0
+    assert value(metrics, "fraudmon_decision_score_bucket", pattern="mule_account",
+                 le="0.5") == 1
+    assert value(metrics, "fraudmon_decision_score_bucket", pattern="mule_account",
+                 le="+Inf") == 1
+    assert value(metrics, "fraudmon_decision_score_sum", pattern="mule_account") == 0.5
+    assert value(metrics, "fraudmon_decision_latency_seconds_count") == 0  # no arrival
