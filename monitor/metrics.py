@@ -128,9 +128,12 @@ class DecisionHistogram(Collector):
             series = self.series[value] = Series(self.bounds)
         return series
 
+    def _family(self) -> HistogramMetricFamily:
+        return HistogramMetricFamily(self.name, self.documentation,
+                                     labels=[self.label] if self.label else None)
+
     def collect(self) -> Iterator[Metric]:
-        family = HistogramMetricFamily(self.name, self.documentation,
-                                       labels=[self.label] if self.label else None)
+        family = self._family()
         edges = [floatToGoString(bound) for bound in self.bounds]  # type: ignore[no-untyped-call]
         edges.append("+Inf")
         for value, series in self.series.items():
@@ -141,8 +144,7 @@ class DecisionHistogram(Collector):
         yield family
 
     def describe(self) -> Iterator[Metric]:
-        yield HistogramMetricFamily(self.name, self.documentation,
-                                    labels=[self.label] if self.label else None)
+        yield self._family()
 
 
 class Metrics:

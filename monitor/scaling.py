@@ -28,21 +28,21 @@ class LogScaler:
 
     def __call__(self, features: dict[str, float]) -> dict[str, float]:
         scales = self.scales
-        log1p = math.log1p
-        return {name: min(1.0, log1p(value) * scales[name]) if value > 0 else 0.0
+        return {name: _scale(value, scales[name])
                 for name, value in features.items() if name in scales}
 
     def select(self, features: dict[str, float], names: list[str]) -> list[float | None]:
         """The scaled values of ``names``, in order, as :meth:`__call__` gives them (``None``
         for a feature that is missing or has no cap), without building the dict."""
         scales = self.scales
-        log1p = math.log1p
         selected: list[float | None] = []
         for name in names:
             value = features.get(name)
             scale = scales.get(name)
-            if value is None or scale is None:
-                selected.append(None)
-            else:
-                selected.append(min(1.0, log1p(value) * scale) if value > 0 else 0.0)
+            selected.append(None if value is None or scale is None else _scale(value, scale))
         return selected
+
+
+def _scale(value: float, scale: float) -> float:
+    """``log1p(value)`` over ``log1p(cap)``, capped at 1; 0 for a value of 0 or less."""
+    return min(1.0, math.log1p(value) * scale) if value > 0 else 0.0

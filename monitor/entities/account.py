@@ -170,13 +170,16 @@ class AccountState(EntityState):
         passed on (when it came from strangers, or the account is in a chain already),
         and the account that sent the money this relay passes on learns it went further.
         """
-        in_chain = bool(self.chained) and (event.ts - self.chained
-                                           <= settings.mule_window_hours * HOUR)
+        in_chain = self._in_chain(event.ts, settings)
         if not cash and (from_strangers or in_chain):
             onward.append(View("relayed_in", "account", event.payee, False))
         if self.chain_from and in_chain:
             onward.append(View("relayed_on", "account", self.chain_from, False))
             self.chain_from = ""
+
+    def _in_chain(self, now: float, settings: DetectionSettings) -> bool:
+        """Whether the account took part in a chain of relays within the window."""
+        return bool(self.chained) and now - self.chained <= settings.mule_window_hours * HOUR
 
     def _pass_on(self, ts: float, amount: float, to_new: bool,
                  settings: DetectionSettings) -> tuple[float, float]:
@@ -268,7 +271,6 @@ class AccountState(EntityState):
 
     def features(self, now: float, settings: DetectionSettings) -> dict[str, float]:
         self._evict(now, settings)
-        window = settings.mule_window_hours * HOUR
         inflows, outflows = self.inflows, self.outflows
         in_amount = inflows.total if inflows else 0.0
         out_amount = outflows.total if outflows else 0.0
@@ -297,7 +299,7 @@ class AccountState(EntityState):
             "shared_device": 1.0 if self.shared_device else 0.0,
             "relayed_out_share": (self.passed.total / out_amount
                                   if self.passed and out_amount else 0.0),
-            "chained": 1.0 if self.chained and now - self.chained <= window else 0.0,
+            "chained": 1.0 if self._in_chain(now, settings) else 0.0,
         }
 
     def findings(self, features: dict[str, float], settings: DetectionSettings) -> list[Finding]:
