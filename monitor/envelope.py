@@ -1,9 +1,16 @@
-"""The routed record: one entity view of a validated event, as the routed topic carries it.
+"""The routed record: entity views of validated events, as the routed topic carries them.
 
-The envelope keeps the event's original JSON object (unknown fields included), so the
-shard re-validates it with the very same contract code that replay uses. It may also
-carry ``arrived``: the input message's Kafka timestamp (unix seconds), so the score
-agent can measure the time from arrival to decision across the hop through Kafka.
+An envelope is one view: a JSON object that keeps the event's original JSON object
+(unknown fields included), so the shard re-validates it with the very same contract
+code that replay uses. It may also carry ``arrived``: the input message's Kafka
+timestamp (unix seconds), so the worker can measure the time from arrival to decision
+across the hop through Kafka.
+
+A routed record is a **group**: a JSON array of envelopes for one shard, in the order
+the shard folds them (:func:`encode_group`). One record per group instead of one per
+view costs the producer, the broker and the consumer a fraction of the per-record work
+(about three views an event). A record holding one bare envelope (written before
+groups) reads as a group of one.
 """
 
 from __future__ import annotations
@@ -27,15 +34,40 @@ def encode(view: View, event: Event, arrived: float | None = None) -> bytes:
     return orjson.dumps(record)
 
 
+def encode_group(envelopes: list[bytes]) -> bytes:
+    """Envelopes (from :func:`encode`) as one routed record, in order."""
+    return b"[" + b",".join(envelopes) + b"]"
+
+
+def decode_group(payload: bytes) -> list[tuple[View, Event, float | None]]:
+    """Routed record bytes -> its views in order; ``InvalidEvent`` if any is not an envelope."""
+    try:
+        data: Any = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent(f"not a routed envelope: {exc}") from exc
+    if isinstance(data, dict):
+        return [_decoded(data)]
+    if not isinstance(data, list) or not data:
+        raise InvalidEvent("not a routed envelope: neither an envelope nor a group of them")
+    return [_decoded(item) for item in data]
+
+
 def decode_with_arrival(payload: bytes) -> tuple[View, Event, float | None]:
     """Envelope bytes -> (view, event, arrival time or ``None``); ``InvalidEvent`` if not one."""
     try:
         data: Any = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent(f"not a routed envelope: {exc}") from exc
+    return _decoded(data)
+
+
+def _decoded(data: Any) -> tuple[View, Event, float | None]:
+    try:
         view = View(data["role"], data["entity_type"], data["entity"], bool(data["primary"]))
         kind = data["kind"]
         value = data["value"]
         arrived = data.get("arrived")
-    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+    except (KeyError, TypeError, AttributeError) as exc:
         raise InvalidEvent(f"not a routed envelope: {exc}") from exc
     if isinstance(arrived, bool) or not isinstance(arrived, int | float):
         arrived = None

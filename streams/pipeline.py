@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from monitor.events import Event
     from monitor.metrics import Metrics
     from monitor.routing import View
-    from monitor.shard import Outcome
+    from monitor.shard import Outcome, Shard
     from streams.shards import ShardManager
 
 logger = logging.getLogger(__name__)
@@ -77,15 +77,20 @@ POLL_MS = 100
 #: buffered records out of the fetch in flight, so records arriving on them (the routed
 #: views this worker just produced) can wait for that fetch to return (500 ms default).
 FETCH_WAIT_MS = 20
-#: Envelopes this worker produced for its own shards, decoded: the routed records it reads
-#: back are those, and decoding (re-validating the event) costs about a tenth of a
-#: record's work.
-DECODED_LIMIT = 16_384
-#: Flow control: ingest pauses while this many envelopes routed to the worker's own shards
-#: wait to be scored, and resumes below a quarter of it. Without it a backlog of input is
-#: routed far ahead of scoring, every cached envelope is evicted before it is read back,
-#: and each is decoded a second time.
+#: Groups of envelopes this worker produced for its own shards, decoded: the routed records
+#: it reads back are those, and decoding (re-validating the events) costs about a tenth of
+#: a view's work.
+DECODED_LIMIT = 1_024
+#: Flow control: ingest pauses while this many views routed to the worker's own shards
+#: wait to be scored or read back, and resumes below a quarter of it. Without it a backlog
+#: of input is routed far ahead of scoring, every cached group is evicted before it is
+#: read back, and each is decoded a second time.
 INGEST_AHEAD = 12_288
+#: A routed record groups the views one handled batch sends a shard, in order
+#: (:func:`monitor.envelope.encode_group`), up to this many views or bytes: far below the
+#: producer's 256 KiB batches, so a group always fits a batch of its own.
+GROUP_VIEWS = 256
+GROUP_BYTES = 192 * 1024
 #: Share of wall time timer checkpoints may spend pickling (processing waits meanwhile):
 #: after a snapshot that took ``p`` seconds the next one is due ``p / SNAPSHOT_SHARE``
 #: seconds later. Input offsets are committed on every tick regardless.
@@ -99,6 +104,29 @@ def _appended(record: ConsumerRecord[bytes, bytes]) -> int:
 
 def _event_time(item: tuple[Event, float]) -> float:
     return item[0].ts
+
+
+#: What becomes of a group once it is read back (see :class:`_Group`).
+FOREIGN, ROUND_TRIP, FOLDED = 0, 1, 2
+
+
+class _Group:
+    """The views one handled batch routes to one shard, not yet produced.
+
+    ``mode`` says what the worker does when it reads the record back: ``FOREIGN`` (a
+    shard it does not own: never read back here), ``ROUND_TRIP`` (fold it then; the
+    decoded views wait in ``Pipeline.decoded``), ``FOLDED`` (folded when routed: skip
+    it). A view of another mode than the open group's closes the group, so the order
+    of the shard's views is the order of the records.
+    """
+
+    __slots__ = ("envelopes", "mode", "size", "views")
+
+    def __init__(self, mode: int) -> None:
+        self.mode = mode
+        self.envelopes: list[bytes] = []
+        self.views: list[tuple[View, Event, float | None]] = []
+        self.size = 0
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -134,9 +162,13 @@ class Pipeline:
         self.committed: dict[TopicPartition, int] = {}
         self.durable: dict[TopicPartition, int] = {}    # safe to commit, not yet committed
         self.outputs: Outputs | None = None
-        self.decoded: dict[bytes, tuple[View, Event, float | None]] = {}
-        # Envelopes folded here when routed (see "Folding here"), until they are read back.
-        self.folded: dict[bytes, int] = {}
+        # Groups produced for owned shards to fold when read back, decoded already.
+        self.decoded: dict[bytes, list[tuple[View, Event, float | None]]] = {}
+        # Groups folded here when routed (see "Folding here"), until they are read back:
+        # copies in flight and views in each.
+        self.folded: dict[bytes, tuple[int, int]] = {}
+        self.folded_views = 0
+        self.groups: dict[int, _Group] = {}  # shard -> the open group of the batch in hand
         self.fold_here = settings.processing.dedup_window > 0
         self.caught_up = False  # owned routed partitions read to their end since assigned
         self.drift_reported: dict[int, dict[str, int]] = {}  # shard -> detections counted
@@ -221,6 +253,7 @@ class Pipeline:
                     for tp, records in batch.items():
                         if tp.topic == self.routed:
                             self._score(tp, records)
+                    self._flush_groups()
                     await self.outputs.send()
                     self._report_drift()
                 self._throttle()
@@ -231,7 +264,7 @@ class Pipeline:
     def _throttle(self) -> None:
         """Pause ingest while too many envelopes wait to be scored here (see INGEST_AHEAD)."""
         assert self.consumer is not None  # noqa: S101 - started
-        waiting = len(self.decoded) + len(self.folded)
+        waiting = self.folded_views + sum(map(len, self.decoded.values()))
         if not self.ingest_paused and waiting >= INGEST_AHEAD:
             self.consumer.pause(*self._inputs())
             self.ingest_paused = True
@@ -244,8 +277,7 @@ class Pipeline:
         be restored)."""
         assert self.consumer is not None  # noqa: S101 - started
         if forget:
-            self.decoded.clear()
-            self.folded.clear()
+            self._forget()
         self.ingest_paused = False
         if self.caught_up:
             self.consumer.resume(*self._inputs())
@@ -307,12 +339,10 @@ class Pipeline:
         time (stable: ties keep the order they were appended in).
         """
         assert self.outputs is not None  # noqa: S101 - started
-        send, parse, encode, kinds = self.outputs.add, events.parse, envelope.encode, self.kinds
-        routed, partitions, max_bytes = self.routed, self.partitions, self.max_bytes
-        owned = self.owned
+        parse, kinds = events.parse, self.kinds
+        partitions, max_bytes = self.partitions, self.max_bytes
         valid: Counter[str] = Counter()
         dead: Counter[str] = Counter()
-        decoded = self._decoded()
         lists = list(batch.values())
         ordered = lists[0] if len(lists) == 1 else heapq.merge(*lists, key=_appended)
         parsed_events: list[tuple[Event, float]] = []
@@ -331,16 +361,10 @@ class Pipeline:
             valid[kind] += 1
             parsed_events.append((parsed, record.timestamp / 1000))
         parsed_events.sort(key=_event_time)
-        fold_here = self.fold_here and self.caught_up
+        route = self._route
         for parsed, arrived in parsed_events:
             for view, shard in placements(parsed, partitions):
-                value = encode(view, parsed, arrived)
-                send(routed, view.key.encode(), value, shard)
-                if shard in owned:
-                    if fold_here:
-                        self._fold(shard, view, parsed, arrived, value)
-                    elif shard not in self.broken:
-                        decoded[value] = (view, parsed, arrived)
+                route(shard, view, parsed, arrived)
         for tp, records in batch.items():
             self.ingested[tp] = records[-1].offset + 1
         for kind, count in valid.items():
@@ -348,8 +372,58 @@ class Pipeline:
         for kind, count in dead.items():
             self.metrics.dead_lettered[kind].inc(count)
 
-    def _decoded(self) -> dict[bytes, tuple[View, Event, float | None]]:
-        """The cache of envelopes produced here, its oldest half dropped when full (views
+    # routing ---------------------------------------------------------------------
+
+    def _route(self, shard_id: int, view: View, parsed: Event, arrived: float | None) -> None:
+        """Send a view to its shard's log (in the batch's group) and, when this worker
+        owns the shard and may fold here, fold it now (see "Folding here")."""
+        shard = None
+        if shard_id not in self.owned or shard_id in self.broken:
+            mode = FOREIGN
+        elif self.fold_here and self.caught_up and (
+                shard := self.manager.shards.get(shard_id)) is not None:
+            mode = FOLDED
+        else:
+            mode = ROUND_TRIP  # not folding here yet, or not restored yet
+        value = envelope.encode(view, parsed, arrived)
+        group = self.groups.get(shard_id)
+        if group is None or group.mode != mode or len(group.views) >= GROUP_VIEWS or (
+                group.size + len(value) > GROUP_BYTES):
+            if group is not None:
+                self._flush(shard_id, group)
+            group = self.groups[shard_id] = _Group(mode)
+        group.envelopes.append(value)
+        group.views.append((view, parsed, arrived))
+        group.size += len(value) + 1
+        if shard is not None:
+            self._fold(shard, view, parsed, arrived, value)
+
+    def _flush(self, shard_id: int, group: _Group) -> None:
+        assert self.outputs is not None  # noqa: S101 - started
+        value = envelope.encode_group(group.envelopes)
+        self.outputs.add(self.routed, None, value, shard_id)
+        if group.mode == FOLDED:
+            copies, views = self.folded.get(value, (0, len(group.views)))
+            self.folded[value] = (copies + 1, views)
+            self.folded_views += views
+        elif group.mode == ROUND_TRIP:
+            self._decoded()[value] = group.views
+
+    def _flush_groups(self) -> None:
+        """Produce the open groups (at the end of each handled batch, before the send)."""
+        groups, self.groups = self.groups, {}
+        for shard_id, group in groups.items():
+            self._flush(shard_id, group)
+
+    def _forget(self) -> None:
+        """Drop the groups waiting to be read back here (they never will be, or their
+        shard's dedup window drops them)."""
+        self.decoded.clear()
+        self.folded.clear()
+        self.folded_views = 0
+
+    def _decoded(self) -> dict[bytes, list[tuple[View, Event, float | None]]]:
+        """The cache of groups produced here, its oldest half dropped when full (groups
         routed to shards other workers own are never read back here)."""
         decoded = self.decoded
         if len(decoded) > DECODED_LIMIT:
@@ -407,55 +481,54 @@ class Pipeline:
             self.broken.add(shard_id)
             self.consumer.pause(tp)
             return
-        decode = envelope.decode_with_arrival
-        decoded = self._decoded()
-        folded = self.folded
+        decoded, folded = self.decoded, self.folded
         for record in records:
+            value = record.value
             if folded:
-                count = folded.get(record.value)
-                if count is not None:  # folded when it was routed: only the offset moves
-                    if count == 1:
-                        del folded[record.value]
+                known = folded.get(value)
+                if known is not None:  # folded when it was routed: only the offset moves
+                    copies, views = known
+                    if copies == 1:
+                        del folded[value]
                     else:
-                        folded[record.value] = count - 1
+                        folded[value] = (copies - 1, views)
+                    self.folded_views -= views
                     if record.offset > shard.applied_offset:
                         shard.applied_offset = record.offset
                     continue
-            known = decoded.pop(record.value, None)
-            if known is not None:
-                view, parsed, arrived = known
-            else:
+            group = decoded.pop(value, None)
+            if record.offset <= shard.applied_offset:
+                continue  # already in the state restored
+            if group is None:
                 try:
-                    view, parsed, arrived = decode(record.value)
+                    group = envelope.decode_group(value)
                 except InvalidEvent as exc:
                     self._dead_letter(record, exc.reason)
                     continue
-            try:
-                outcome = shard.process(view, parsed, record.offset)
-            except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream
-                self._dead_letter_bug(record, "scoring", exc)
-                continue
-            if outcome is not None:
-                self._emit(outcome, view, parsed, arrived)
+            for view, parsed, arrived in group:
+                self._apply(shard, view, parsed, arrived, None)
+            shard.applied_offset = record.offset
         self.manager.advance(shard_id, records[-1].offset + 1)
 
-    def _fold(self, shard_id: int, view: View, parsed: Event, arrived: float | None,
+    def _fold(self, shard: Shard, view: View, parsed: Event, arrived: float | None,
               value: bytes) -> None:
         """Fold a view routed to an owned shard right away (see "Folding here")."""
-        shard = self.manager.shards.get(shard_id)
-        if shard is None or shard_id in self.broken:
-            self.decoded[value] = (view, parsed, arrived)  # not restored: the round trip
-            return
-        self.folded[value] = self.folded.get(value, 0) + 1  # read back, it is skipped
-        self.manager.touch(shard_id)
+        self.manager.touch(shard.shard_id)
+        self._apply(shard, view, parsed, arrived, value)
+
+    def _apply(self, shard: Shard, view: View, parsed: Event, arrived: float | None,
+               value: bytes | None) -> None:
+        """Fold one view into ``shard`` and emit what it produced; a view our own code
+        fails on is dead-lettered (its envelope, ``value`` or re-encoded), not the stream."""
         try:
             outcome = shard.process(view, parsed)
         except Exception as exc:  # a bug must not stop the stream
-            logger.exception("folding a view for shard %d failed", shard_id)
+            logger.exception("folding a view for shard %d failed", shard.shard_id)
             assert self.outputs is not None  # noqa: S101 - started
             self.outputs.add(self.dead_topic, view.key.encode(), orjson.dumps(dead_letter(
-                value, self.routed, shard_id, None, "internal error while scoring: "
-                + type(exc).__name__)))
+                value if value is not None else envelope.encode(view, parsed, arrived),
+                self.routed, shard.shard_id, None,
+                "internal error while scoring: " + type(exc).__name__)))
             return
         if outcome is not None:
             self._emit(outcome, view, parsed, arrived)
@@ -468,14 +541,7 @@ class Pipeline:
         # Onward views first: in the routed log they then precede anything caused by
         # later events, as in replay (monitor.engine).
         for onward in outcome.forwards:
-            value = envelope.encode(onward, parsed, arrived)
-            target = shard_of(onward, self.partitions)
-            send(self.routed, onward.key.encode(), value, target)
-            if target in self.owned and target not in self.broken:
-                if self.fold_here and self.caught_up:
-                    self._fold(target, onward, parsed, arrived, value)
-                else:
-                    self.decoded[value] = (onward, parsed, arrived)
+            self._route(shard_of(onward, self.partitions), onward, parsed, arrived)
         if outcome.decision is not None:
             send(self.decisions_topic, parsed.event_id.encode(),
                  orjson.dumps(outcome.decision))
@@ -594,8 +660,9 @@ class Pipeline:
         """Own the routed partitions assigned; the loop restores their shards before any record."""
         self.owned = {tp.partition for tp in assigned if tp.topic == self.routed}
         self.rebalancing = False
-        self.decoded.clear()  # envelopes for shards owned before are not read back here
-        self.folded.clear()   # read back, these are now dropped by the dedup window
+        # Groups for shards owned before are not read back here; read back, those folded
+        # here are dropped by the dedup window.
+        self._forget()
         self.caught_up = False
         if self.consumer is not None and self.fold_here:
             self.consumer.pause(*self._inputs())  # until caught up (see _catch_up)

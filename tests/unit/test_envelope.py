@@ -37,3 +37,26 @@ def test_envelopes_without_or_with_a_bad_arrival_decode_without_one() -> None:
 def test_what_is_not_an_envelope_is_invalid(payload: bytes) -> None:
     with pytest.raises(InvalidEvent, match="not a routed envelope"):
         envelope.decode_with_arrival(payload)
+
+
+def test_a_group_decodes_to_its_views_in_order() -> None:
+    first = from_dict("payments", PAYMENT)
+    second = from_dict("payments", {**PAYMENT, "event_id": "p-2", "payer": "c"})
+    items = [(view, event, 1767576600.25) for event in (first, second)
+             for view in views(event)]
+    group = envelope.encode_group([envelope.encode(*item) for item in items])
+    assert envelope.decode_group(group) == items
+
+
+def test_a_bare_envelope_reads_as_a_group_of_one() -> None:
+    # Routed records written before groups hold one envelope each.
+    event = from_dict("payments", PAYMENT)
+    view = views(event)[1]
+    assert envelope.decode_group(envelope.encode(view, event)) == [(view, event, None)]
+
+
+@pytest.mark.parametrize("payload", [b"[]", b"not json", b'"text"', b"[1]",
+                                     b'[{"role": "payer"}]'])
+def test_what_is_not_a_group_of_envelopes_is_invalid(payload: bytes) -> None:
+    with pytest.raises(InvalidEvent, match="not a routed envelope"):
+        envelope.decode_group(payload)

@@ -1,0 +1,139 @@
+"""Routed groups in the worker loop (streams.pipeline): which record each view goes into,
+and what reading a group back does. The producer here is a recorder of records; the
+loop runs against a real broker in tests/integration (live decisions equal replay's)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+from prometheus_client import CollectorRegistry
+
+from monitor import envelope
+from monitor.alertstore import AlertStore
+from monitor.checkpoint import FileCheckpointStore
+from monitor.config import Settings
+from monitor.events import Event, from_dict
+from monitor.metrics import Metrics
+from monitor.routing import View, views
+from monitor.shard import Shard
+from streams.pipeline import GROUP_VIEWS, Pipeline
+from streams.shards import ShardManager
+
+
+class RecordingOutputs:
+    def __init__(self) -> None:
+        self.records: list[tuple[str, int | None, bytes]] = []
+
+    def add(self, topic: str, key: bytes | None, value: bytes,
+            partition: int | None = None) -> None:
+        self.records.append((topic, partition, value))
+
+    def routed(self, topic: str) -> list[tuple[int | None, bytes]]:
+        return [(partition, value) for name, partition, value in self.records if name == topic]
+
+
+class Consumer:
+    def __init__(self, assigned: set[TopicPartition]) -> None:
+        self.assigned = assigned
+
+    def assignment(self) -> set[TopicPartition]:
+        return self.assigned
+
+    def pause(self, *tps: TopicPartition) -> None:
+        pass
+
+    def resume(self, *tps: TopicPartition) -> None:
+        pass
+
+
+def payment(number: int) -> Event:
+    return from_dict("payments", {
+        "event_id": f"p-{number}", "ts": f"2026-01-05T09:{number % 60:02d}:00+08:00",
+        "payer": f"payer-{number}", "payee": f"payee-{number}", "amount": 10.0 + number,
+        "channel": "card"})
+
+
+def pipeline(tmp_path: Path) -> tuple[Pipeline, RecordingOutputs]:
+    """A worker owning shards 0 (restored) and 1 (not restored yet) of four."""
+    settings = Settings()
+    line = Pipeline(settings, ShardManager(settings, FileCheckpointStore(tmp_path)),
+                    Metrics(CollectorRegistry()), AlertStore())
+    outputs = RecordingOutputs()
+    line.outputs = outputs  # type: ignore[assignment]
+    line.consumer = Consumer({TopicPartition(line.routed, p) for p in (0, 1)})  # type: ignore[assignment]
+    line.owned = {0, 1}
+    line.caught_up = True
+    line.manager.shards[0] = Shard(0, settings)
+    return line, outputs
+
+
+def record(topic: str, partition: int, offset: int, value: bytes) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(topic, partition, offset, 0, 0, None, value, None, 0, len(value), ())
+
+
+def first_view(event: Event) -> View:
+    return views(event)[0]
+
+
+def test_views_go_to_one_group_per_shard_in_order_and_are_folded_only_where_owned(
+        tmp_path: Path) -> None:
+    line, outputs = pipeline(tmp_path)
+    routed: dict[int, list[Any]] = {0: [], 1: [], 2: []}
+    for number in range(6):
+        event = payment(number)
+        shard_id = number % 3
+        line._route(shard_id, first_view(event), event, 1.5)
+        routed[shard_id].append((first_view(event), event, 1.5))
+    assert line.manager.shards[0].processed == 2  # folded here, when routed
+    assert not outputs.routed(line.routed)  # produced once the batch is handled
+    line._flush_groups()
+    records = dict(outputs.routed(line.routed))
+    assert sorted(records) == [0, 1, 2]
+    for shard_id, value in records.items():
+        assert envelope.decode_group(value) == routed[shard_id]
+    assert line.folded == {records[0]: (1, 2)} and line.folded_views == 2
+    assert line.decoded == {records[1]: routed[1]}  # round trip: shard 1 is not restored
+    assert records[2] not in line.decoded  # another worker's shard
+
+
+def test_a_group_is_closed_at_its_size_limit(tmp_path: Path) -> None:
+    line, outputs = pipeline(tmp_path)
+    for number in range(GROUP_VIEWS + 1):
+        event = payment(number)
+        line._route(2, first_view(event), event, None)
+    line._flush_groups()
+    sizes = [len(envelope.decode_group(value)) for _, value in outputs.routed(line.routed)]
+    assert sizes == [GROUP_VIEWS, 1]
+
+
+def test_a_group_folded_here_is_skipped_when_read_back(tmp_path: Path) -> None:
+    line, outputs = pipeline(tmp_path)
+    for number in range(3):
+        event = payment(number)
+        line._route(0, first_view(event), event, None)
+    line._flush_groups()
+    shard = line.manager.shards[0]
+    (_, value), = outputs.routed(line.routed)
+    line._score(TopicPartition(line.routed, 0), [record(line.routed, 0, 7, value)])
+    assert shard.processed == 3  # not folded a second time
+    assert shard.applied_offset == 7
+    assert not line.folded and line.folded_views == 0
+
+
+def test_a_group_read_back_is_folded_view_by_view_once(tmp_path: Path) -> None:
+    # What a restarted worker or a new owner does with a group another worker produced.
+    line, _ = pipeline(tmp_path)
+    events = [payment(number) for number in range(3)]
+    value = envelope.encode_group([envelope.encode(first_view(e), e) for e in events])
+    shard = line.manager.shards[0]
+    tp = TopicPartition(line.routed, 0)
+    line._score(tp, [record(line.routed, 0, 4, value)])
+    assert shard.processed == 3 and shard.applied_offset == 4
+    line._score(tp, [record(line.routed, 0, 4, value)])  # redelivered: already applied
+    assert shard.processed == 3
+    decisions = [v for name, _, v in line.outputs.records  # type: ignore[union-attr]
+                 if name == line.decisions_topic]
+    assert len(decisions) == 3
