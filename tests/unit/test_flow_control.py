@@ -16,7 +16,7 @@ from monitor.checkpoint import FileCheckpointStore
 from monitor.config import Settings
 from monitor.metrics import Metrics
 from monitor.shard import Shard
-from streams.pipeline import INGEST_AHEAD, Pipeline
+from streams.pipeline import FOLDED_AHEAD, INGEST_AHEAD, Pipeline
 from streams.shards import ShardManager
 
 
@@ -58,10 +58,11 @@ def pipeline(tmp_path: Path) -> tuple[Pipeline, RecordingConsumer, set[TopicPart
 
 
 def fill(line: Pipeline, count: int) -> None:
-    """``count`` views waiting to be read back: a few groups of round trips, the rest
-    folded here."""
-    line.decoded = {str(i).encode(): [None] * 3 for i in range(count // 6)}  # type: ignore[misc]
-    line.folded_views = count - 3 * (count // 6)
+    """``count`` views waiting to be scored when read back, in groups of up to three."""
+    groups = {str(i).encode(): [None] * 3 for i in range(count // 3)}
+    if count % 3:
+        groups[b"rest"] = [None] * (count % 3)
+    line.decoded = groups  # type: ignore[assignment]
 
 
 def test_ingest_pauses_when_scoring_falls_behind_and_resumes_when_it_catches_up(
@@ -79,6 +80,24 @@ def test_ingest_pauses_when_scoring_falls_behind_and_resumes_when_it_catches_up(
     fill(line, INGEST_AHEAD // 4)
     line._throttle()
     assert not consumer.paused and not line.ingest_paused
+
+
+def test_views_folded_here_pause_ingest_only_at_their_own_larger_bound(
+        tmp_path: Path) -> None:
+    # Scored already, they only wait for the round trip through the broker.
+    line, consumer, inputs = pipeline(tmp_path)
+    line.folded_views = INGEST_AHEAD
+    line._throttle()
+    assert not consumer.paused
+    line.folded_views = FOLDED_AHEAD
+    line._throttle()
+    assert consumer.paused == inputs
+    line.folded_views = FOLDED_AHEAD // 4 + 1
+    line._throttle()
+    assert consumer.paused == inputs
+    line.folded_views = FOLDED_AHEAD // 4
+    line._throttle()
+    assert not consumer.paused
 
 
 def test_an_idle_poll_while_paused_resumes_ingest_and_forgets_the_cache(
