@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import pickle
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,15 @@ SNAPSHOT_FORMAT = 1
 _SNAPSHOT_KEYS = frozenset({"model_version", "entities", "models", "seen", "applied_offset",
                             "watermark", "processed"})
 """Keys every checkpoint has; keys added later are optional and default when absent."""
+SLICED_FORMAT = 2
+"""A snapshot in parts (:class:`SnapshotJob`): the header, a format-1 dict whose
+``"entities"`` lists the entity keys in order, and the entities pickled in groups."""
+_SLICED_KEYS = frozenset({"header", "entities"})
+ENTITIES_PER_PICKLE = 8
+"""Entities per pickled group; a job checks its time budget after each group (8 entities
+pickle in 0.1-0.2 ms)."""
+SLICE_SECONDS = 0.002
+"""How long one :meth:`SnapshotJob.step` pickles entities before it returns."""
 logger = logging.getLogger(__name__)
 
 
@@ -96,6 +106,7 @@ class Shard:
         self.drift: dict[str, drift.ADWIN] = {}
         self.drift_detections: dict[str, int] = {}
         self.last_drift_ts: float | None = None
+        self.job: SnapshotJob | None = None  # a snapshot in progress (see begin_snapshot)
 
     def process(self, view: View, event: Event, offset: int | None = None) -> Outcome | None:
         """Fold one view into the shard; ``None`` when it was already applied."""
@@ -141,6 +152,10 @@ class Shard:
         state = self.entities.get(key)
         if state is None:
             state = self.entities[key] = family()
+        else:
+            job = self.job
+            if job is not None:
+                job.preserve(key, state)
         settings = self.settings
         onward = state.observe(view, event, settings)
         if onward:
@@ -195,6 +210,9 @@ class Shard:
             return
         state = self.entities.get(view.key)
         if state is not None:
+            job = self.job
+            if job is not None:
+                job.preserve(view.key, state)
             state.last_ts = max(state.last_ts, label.ts)
             state.set_label(pattern, label.confirmed)
         remembered = self.memory.get(view.key, label.ts)
@@ -238,9 +256,13 @@ class Shard:
 
     def describe(self, entity_type: str, entity: str) -> dict[str, Any] | None:
         """An entity's current features, last scores, alerts and labels (for the HTTP API)."""
-        state = self.entities.get(f"{entity_type}:{entity}")
+        key = f"{entity_type}:{entity}"
+        state = self.entities.get(key)
         if state is None:
             return None
+        job = self.job
+        if job is not None:  # features() may prune the entity's windows
+            job.preserve(key, state)
         return {
             "entity": entity, "entity_type": entity_type, "shard": self.shard_id,
             "first_seen_ts": state.first_ts, "last_seen_ts": state.last_ts,
@@ -258,7 +280,10 @@ class Shard:
         """Drop entities idle (in event time) for longer than the configured horizon."""
         oldest = self.watermark - self.idle_seconds
         idle = [key for key, state in self.entities.items() if state.last_ts < oldest]
+        job = self.job
         for key in idle:
+            if job is not None:
+                job.preserve(key, self.entities[key])
             del self.entities[key]
         self.memory.expire(self.watermark)
         self.evicted += len(idle)
@@ -271,10 +296,21 @@ class Shard:
         return sum(model.seen for model in self.models.values())
 
     def snapshot(self) -> bytes:
-        """The whole shard as bytes, for a checkpoint."""
-        state = {
+        """The whole shard as bytes, for a checkpoint, in one call."""
+        job = self.begin_snapshot()
+        while not job.step(None):
+            pass
+        return job.result()
+
+    def begin_snapshot(self) -> SnapshotJob:
+        """Start a point-in-time snapshot: everything but the entities is pickled now,
+        the entities by :meth:`SnapshotJob.step` (see :class:`SnapshotJob`)."""
+        if self.job is not None:
+            raise CheckpointError(f"shard {self.shard_id}: a snapshot is already in progress")
+        order = list(self.entities)
+        header = {
             "format": SNAPSHOT_FORMAT, "shard_id": self.shard_id,
-            "model_version": self.model_version, "entities": self.entities,
+            "model_version": self.model_version, "entities": order,
             "models": self.models, "seen": _packed(self.seen),
             "applied_offset": self.applied_offset,
             "watermark": self.watermark, "started": self.started, "processed": self.processed,
@@ -283,25 +319,28 @@ class Shard:
             "label_models": self.label_models,
             "drift_detections": self.drift_detections, "last_drift_ts": self.last_drift_ts,
         }
-        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        job = SnapshotJob(self, pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL), order)
+        self.job = job
+        return job
 
     def restore(self, data: bytes) -> None:
-        """Load a snapshot taken by :meth:`snapshot` (checkpoints are local, trusted files)."""
-        try:
-            state = pickle.loads(data)  # noqa: S301 - our own checkpoint files
-        except Exception as exc:  # any unpickling failure means a bad file
-            raise CheckpointError(f"shard {self.shard_id}: unreadable checkpoint: {exc}") from exc
-        if not isinstance(state, dict) or state.get("format") != SNAPSHOT_FORMAT:
-            raise CheckpointError(f"shard {self.shard_id}: not a checkpoint of this format")
-        if state.get("shard_id") != self.shard_id:
-            raise CheckpointError(f"shard {self.shard_id}: checkpoint of another shard")
-        missing = _SNAPSHOT_KEYS.difference(state)
-        if missing:
-            raise CheckpointError(f"shard {self.shard_id}: checkpoint lacks {sorted(missing)}")
+        """Load a snapshot taken by :meth:`snapshot` or a :class:`SnapshotJob`, or one of
+        the single-pickle form before them (checkpoints are local, trusted files)."""
+        state = self._loaded(data)
+        entities = state["entities"]
+        if state["format"] == SLICED_FORMAT:
+            state = self._loaded(state["header"])
+            if state["format"] != SNAPSHOT_FORMAT:
+                raise CheckpointError(f"shard {self.shard_id}: not a checkpoint header")
+            entities = self._entities(state["entities"], entities)
+        if not isinstance(entities, dict):
+            raise CheckpointError(f"shard {self.shard_id}: checkpoint entities are not a dict")
+        if self.job is not None:  # its entities are about to be replaced
+            self.job.cancel()
         if state["model_version"] != self.model_version:
             logger.warning("shard %d: checkpoint of model %s restored under %s", self.shard_id,
                            state["model_version"], self.model_version)
-        self.entities = state["entities"]
+        self.entities = entities
         self.models = state["models"]
         self.seen = _unpacked(state["seen"])
         self.applied_offset = state["applied_offset"]
@@ -315,6 +354,115 @@ class Shard:
         self.drift = state.get("drift", self.drift)
         self.drift_detections = state.get("drift_detections", self.drift_detections)
         self.last_drift_ts = state.get("last_drift_ts", self.last_drift_ts)
+
+    def _loaded(self, data: bytes) -> dict[str, Any]:
+        """A checkpoint's outer dict (either form), or its header, checked."""
+        try:
+            state = pickle.loads(data)  # noqa: S301 - our own checkpoint files
+        except Exception as exc:  # any unpickling failure means a bad file
+            raise CheckpointError(f"shard {self.shard_id}: unreadable checkpoint: {exc}") from exc
+        if not isinstance(state, dict) or state.get("format") not in (SNAPSHOT_FORMAT,
+                                                                      SLICED_FORMAT):
+            raise CheckpointError(f"shard {self.shard_id}: not a checkpoint of this format")
+        if state.get("shard_id") != self.shard_id:
+            raise CheckpointError(f"shard {self.shard_id}: checkpoint of another shard")
+        keys = _SNAPSHOT_KEYS if state["format"] == SNAPSHOT_FORMAT else _SLICED_KEYS
+        missing = keys.difference(state)
+        if missing:
+            raise CheckpointError(f"shard {self.shard_id}: checkpoint lacks {sorted(missing)}")
+        return state
+
+    def _entities(self, order: Any, parts: Any) -> dict[str, EntityState]:
+        """The entities of a sliced snapshot, in their order at the snapshot."""
+        try:
+            merged: dict[str, EntityState] = {}
+            for part in parts:
+                merged.update(pickle.loads(part))  # noqa: S301 - our own checkpoint files
+            return {key: merged[key] for key in order}
+        except Exception as exc:  # a part that does not unpickle, or an entity missing
+            raise CheckpointError(f"shard {self.shard_id}: unreadable checkpoint entities: "
+                                  f"{exc!r}") from exc
+
+
+class SnapshotJob:
+    """A point-in-time snapshot of one shard, its entities pickled a slice at a time.
+
+    Everything but the entities was pickled when the job began (the header). The
+    entities that existed then are "remaining" until pickled: :meth:`step` pickles them
+    in groups, and the shard calls :meth:`preserve` before it changes or drops one of
+    them, so each is pickled as it was at the beginning (copy on write). Entities created
+    since are not in the snapshot. Unpickled, the parts share no objects with each other
+    or with the header, which nothing needs: the mappings an entity shares with the
+    decision memory (``scores``) are replaced, never changed in place.
+    """
+
+    def __init__(self, shard: Shard, header: bytes, order: list[str]) -> None:
+        self.shard = shard
+        self.header = header
+        self.order = order
+        self.remaining = set(order)
+        self.next = 0  # index in ``order`` of the next entity to consider
+        self.parts: list[bytes] = []
+        self.data: bytes | None = None
+        self.cancelled = False
+
+    def preserve(self, key: str, state: EntityState) -> None:
+        """Pickle ``state`` now if the snapshot still needs it (it is about to change)."""
+        remaining = self.remaining
+        if key in remaining:
+            remaining.discard(key)
+            self.parts.append(pickle.dumps({key: state}, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def step(self, budget: float | None = SLICE_SECONDS) -> bool:
+        """Pickle remaining entities for about ``budget`` seconds (all of them when
+        ``None``); True once the snapshot is complete (see :meth:`result`)."""
+        if self.cancelled:
+            raise CheckpointError(f"shard {self.shard.shard_id}: snapshot cancelled")
+        if self.data is not None:
+            return True
+        order, remaining, entities = self.order, self.remaining, self.shard.entities
+        started = time.perf_counter()
+        count = len(order)
+        while self.next < count:
+            group: dict[str, EntityState] = {}
+            while self.next < count and len(group) < ENTITIES_PER_PICKLE:
+                key = order[self.next]
+                self.next += 1
+                if key in remaining:
+                    remaining.discard(key)
+                    group[key] = entities[key]
+            if group:
+                self.parts.append(pickle.dumps(group, protocol=pickle.HIGHEST_PROTOCOL))
+            if budget is not None and time.perf_counter() - started >= budget:
+                return False
+        self.data = pickle.dumps({"format": SLICED_FORMAT, "shard_id": self.shard.shard_id,
+                                  "header": self.header, "entities": self.parts},
+                                 protocol=pickle.HIGHEST_PROTOCOL)
+        self.parts = []
+        self._detach()
+        return True
+
+    def result(self) -> bytes:
+        """The snapshot, once :meth:`step` returned True."""
+        if self.data is None:
+            raise CheckpointError(f"shard {self.shard.shard_id}: snapshot not complete")
+        return self.data
+
+    def cancel(self) -> None:
+        """Abandon the snapshot: the shard stops preserving, :meth:`step` raises."""
+        self.cancelled = True
+        self.parts = []
+        self.remaining = set()
+        self._detach()
+
+    @property
+    def active(self) -> bool:
+        """Whether the shard still preserves entities for this job."""
+        return self.shard.job is self
+
+    def _detach(self) -> None:
+        if self.shard.job is self:
+            self.shard.job = None
 
 
 _SEP = "\x00"
