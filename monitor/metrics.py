@@ -167,6 +167,11 @@ class Metrics:
             "checkpoint_duration_seconds", "Time to flush outputs and save dirty shards.",
             namespace=ns, registry=r,
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
+        self.checkpoint_pause_seconds = Histogram(
+            "checkpoint_pause_seconds",
+            "Longest a checkpoint held processing up (one snapshot's header or slice).",
+            namespace=ns, registry=r,
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25))
         self.decision_latency = DecisionHistogram(
             f"{ns}_decision_latency_seconds",
             "Time from an input message's arrival in Kafka to its decision.",

@@ -61,6 +61,7 @@ MODULES: tuple[str, ...] = (
     "monitor.routing",
     "monitor.records",
     "monitor.policy",
+    "monitor.dedup",
     "monitor.shard",
     "monitor.engine",
     "monitor.replay",

@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import pickle
-from collections import OrderedDict
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from river import drift
 
 from monitor.anomaly import AnomalyModel
+from monitor.dedup import DedupWindow, pack, unpacked
 from monitor.entities import FAMILIES, EntityState
 from monitor.entities.base import DAY
 from monitor.errors import CheckpointError
@@ -37,6 +38,19 @@ SNAPSHOT_FORMAT = 1
 _SNAPSHOT_KEYS = frozenset({"model_version", "entities", "models", "seen", "applied_offset",
                             "watermark", "processed"})
 """Keys every checkpoint has; keys added later are optional and default when absent."""
+SLICED_FORMAT = 2
+"""A snapshot in parts (:class:`SnapshotJob`): the header, a format-1 dict whose
+``"entities"`` lists the entity keys in order, and the entities pickled in groups."""
+_SLICED_KEYS = frozenset({"header", "entities"})
+ENTITIES_PER_PICKLE = 8
+"""Entities per pickled group; a job checks its time budget after each group (8 entities
+pickle in 0.1-0.2 ms)."""
+SLICE_SECONDS = 0.002
+"""How long one :meth:`SnapshotJob.step` pickles before it returns."""
+SEEN_PER_PART = 16_384
+"""Dedup-window tokens joined per piece of a step (about 1 ms)."""
+MEMORY_PER_PART = 128
+"""Remembered decisions pickled per piece of a step (each holds its features)."""
 logger = logging.getLogger(__name__)
 
 
@@ -82,7 +96,7 @@ class Shard:
         self.entities: dict[str, EntityState] = {}
         self.models = {name: AnomalyModel(self.settings.anomaly, family.feature_caps)
                        for name, family in FAMILIES.items() if family.feature_caps}
-        self.seen: OrderedDict[str, None] = OrderedDict()
+        self.seen = DedupWindow(self.dedup_window)
         self.applied_offset = -1
         self.watermark = 0.0
         self.started = 0.0
@@ -96,6 +110,7 @@ class Shard:
         self.drift: dict[str, drift.ADWIN] = {}
         self.drift_detections: dict[str, int] = {}
         self.last_drift_ts: float | None = None
+        self.job: SnapshotJob | None = None  # a snapshot in progress (see begin_snapshot)
 
     def process(self, view: View, event: Event, offset: int | None = None) -> Outcome | None:
         """Fold one view into the shard; ``None`` when it was already applied."""
@@ -103,14 +118,8 @@ class Shard:
             if offset <= self.applied_offset:
                 return None
             self.applied_offset = offset
-        if self.dedup_window:
-            token = f"{event.event_id}\x1f{view.role}"
-            seen = self.seen
-            if token in seen:
-                return None
-            seen[token] = None
-            if len(seen) > self.dedup_window:
-                seen.popitem(last=False)
+        if self.dedup_window and not self.seen.add(f"{event.event_id}\x1f{view.role}"):
+            return None
         self.processed += 1
         ts = event.ts
         if ts > self.watermark:
@@ -141,6 +150,10 @@ class Shard:
         state = self.entities.get(key)
         if state is None:
             state = self.entities[key] = family()
+        else:
+            job = self.job
+            if job is not None:
+                job.preserve(key, state)
         settings = self.settings
         onward = state.observe(view, event, settings)
         if onward:
@@ -195,6 +208,9 @@ class Shard:
             return
         state = self.entities.get(view.key)
         if state is not None:
+            job = self.job
+            if job is not None:
+                job.preserve(view.key, state)
             state.last_ts = max(state.last_ts, label.ts)
             state.set_label(pattern, label.confirmed)
         remembered = self.memory.get(view.key, label.ts)
@@ -238,9 +254,13 @@ class Shard:
 
     def describe(self, entity_type: str, entity: str) -> dict[str, Any] | None:
         """An entity's current features, last scores, alerts and labels (for the HTTP API)."""
-        state = self.entities.get(f"{entity_type}:{entity}")
+        key = f"{entity_type}:{entity}"
+        state = self.entities.get(key)
         if state is None:
             return None
+        job = self.job
+        if job is not None:  # features() may prune the entity's windows
+            job.preserve(key, state)
         return {
             "entity": entity, "entity_type": entity_type, "shard": self.shard_id,
             "first_seen_ts": state.first_ts, "last_seen_ts": state.last_ts,
@@ -258,7 +278,10 @@ class Shard:
         """Drop entities idle (in event time) for longer than the configured horizon."""
         oldest = self.watermark - self.idle_seconds
         idle = [key for key, state in self.entities.items() if state.last_ts < oldest]
+        job = self.job
         for key in idle:
+            if job is not None:
+                job.preserve(key, self.entities[key])
             del self.entities[key]
         self.memory.expire(self.watermark)
         self.evicted += len(idle)
@@ -271,39 +294,68 @@ class Shard:
         return sum(model.seen for model in self.models.values())
 
     def snapshot(self) -> bytes:
-        """The whole shard as bytes, for a checkpoint."""
-        state = {
+        """The whole shard as bytes, for a checkpoint, in one call."""
+        job = self.begin_snapshot()
+        while not job.step(None):
+            pass
+        return job.result()
+
+    def begin_snapshot(self) -> SnapshotJob:
+        """Start a point-in-time snapshot: the models and the small parts are pickled
+        now; the entities, the dedup window and the decision memory by
+        :meth:`SnapshotJob.step` (see :class:`SnapshotJob`)."""
+        if self.job is not None:
+            raise CheckpointError(f"shard {self.shard_id}: a snapshot is already in progress")
+        order = list(self.entities)
+        header = {
             "format": SNAPSHOT_FORMAT, "shard_id": self.shard_id,
-            "model_version": self.model_version, "entities": self.entities,
-            "models": self.models, "seen": _packed(self.seen),
+            "model_version": self.model_version, "entities": order,
+            "models": self.models, "seen": None,  # in the job's own part
             "applied_offset": self.applied_offset,
             "watermark": self.watermark, "started": self.started, "processed": self.processed,
             "evicted": self.evicted,
-            "quality": self.quality, "drift": self.drift, "memory": self.memory,
+            "quality": self.quality, "drift": self.drift, "memory": None,  # likewise
             "label_models": self.label_models,
             "drift_detections": self.drift_detections, "last_drift_ts": self.last_drift_ts,
         }
-        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        # Copies of containers of immutable things (tokens; frozen decisions whose dicts
+        # are replaced, never changed in place): the state at this point, taken in well
+        # under a millisecond, and pickled later.
+        job = SnapshotJob(self, pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL), order,
+                          self.seen.ordered(), list(self.memory.items.items()))
+        self.job = job
+        return job
 
     def restore(self, data: bytes) -> None:
-        """Load a snapshot taken by :meth:`snapshot` (checkpoints are local, trusted files)."""
-        try:
-            state = pickle.loads(data)  # noqa: S301 - our own checkpoint files
-        except Exception as exc:  # any unpickling failure means a bad file
-            raise CheckpointError(f"shard {self.shard_id}: unreadable checkpoint: {exc}") from exc
-        if not isinstance(state, dict) or state.get("format") != SNAPSHOT_FORMAT:
-            raise CheckpointError(f"shard {self.shard_id}: not a checkpoint of this format")
-        if state.get("shard_id") != self.shard_id:
-            raise CheckpointError(f"shard {self.shard_id}: checkpoint of another shard")
-        missing = _SNAPSHOT_KEYS.difference(state)
-        if missing:
-            raise CheckpointError(f"shard {self.shard_id}: checkpoint lacks {sorted(missing)}")
+        """Load a snapshot taken by :meth:`snapshot` or a :class:`SnapshotJob`, or one of
+        the single-pickle form before them (checkpoints are local, trusted files)."""
+        state = self._loaded(data)
+        entities = state["entities"]
+        if state["format"] == SLICED_FORMAT:
+            parts = state
+            state = self._loaded(state["header"])
+            if state["format"] != SNAPSHOT_FORMAT:
+                raise CheckpointError(f"shard {self.shard_id}: not a checkpoint header")
+            entities = self._entities(state["entities"], entities)
+            if "seen" in parts:  # pickled apart from the header, in pieces
+                state["seen"] = [token for piece in parts["seen"] for token in unpacked(piece)]
+                memory = DecisionMemory(self.memory.horizon, self.memory.capacity)
+                for piece in parts["memory"]:
+                    memory.items.update(self._part(piece))
+                state["memory"] = memory
+        if not isinstance(entities, dict):
+            raise CheckpointError(f"shard {self.shard_id}: checkpoint entities are not a dict")
+        if self.job is not None:  # its entities are about to be replaced
+            self.job.cancel()
         if state["model_version"] != self.model_version:
             logger.warning("shard %d: checkpoint of model %s restored under %s", self.shard_id,
                            state["model_version"], self.model_version)
-        self.entities = state["entities"]
+        self.entities = entities
         self.models = state["models"]
-        self.seen = _unpacked(state["seen"])
+        try:
+            self.seen = DedupWindow(self.dedup_window, unpacked(state["seen"]))
+        except TypeError as exc:
+            raise CheckpointError(f"shard {self.shard_id}: {exc}") from exc
         self.applied_offset = state["applied_offset"]
         self.watermark = state["watermark"]
         self.started = state.get("started", self.started)
@@ -316,23 +368,147 @@ class Shard:
         self.drift_detections = state.get("drift_detections", self.drift_detections)
         self.last_drift_ts = state.get("last_drift_ts", self.last_drift_ts)
 
+    def _loaded(self, data: bytes) -> dict[str, Any]:
+        """A checkpoint's outer dict (either form), or its header, checked."""
+        try:
+            state = pickle.loads(data)  # noqa: S301 - our own checkpoint files
+        except Exception as exc:  # any unpickling failure means a bad file
+            raise CheckpointError(f"shard {self.shard_id}: unreadable checkpoint: {exc}") from exc
+        if not isinstance(state, dict) or state.get("format") not in (SNAPSHOT_FORMAT,
+                                                                      SLICED_FORMAT):
+            raise CheckpointError(f"shard {self.shard_id}: not a checkpoint of this format")
+        if state.get("shard_id") != self.shard_id:
+            raise CheckpointError(f"shard {self.shard_id}: checkpoint of another shard")
+        keys = _SNAPSHOT_KEYS if state["format"] == SNAPSHOT_FORMAT else _SLICED_KEYS
+        missing = keys.difference(state)
+        if missing:
+            raise CheckpointError(f"shard {self.shard_id}: checkpoint lacks {sorted(missing)}")
+        return state
 
-_SEP = "\x00"
+    def _part(self, data: Any) -> Any:
+        try:
+            return pickle.loads(data)  # noqa: S301 - our own checkpoint files
+        except Exception as exc:  # any unpickling failure means a bad file
+            raise CheckpointError(f"shard {self.shard_id}: unreadable checkpoint part: "
+                                  f"{exc!r}") from exc
+
+    def _entities(self, order: Any, parts: Any) -> dict[str, EntityState]:
+        """The entities of a sliced snapshot, in their order at the snapshot."""
+        try:
+            merged: dict[str, EntityState] = {}
+            for part in parts:
+                merged.update(pickle.loads(part))  # noqa: S301 - our own checkpoint files
+            return {key: merged[key] for key in order}
+        except Exception as exc:  # a part that does not unpickle, or an entity missing
+            raise CheckpointError(f"shard {self.shard_id}: unreadable checkpoint entities: "
+                                  f"{exc!r}") from exc
 
 
-def _packed(seen: OrderedDict[str, None]) -> str | OrderedDict[str, None]:
-    """The dedup window as one string (tokens joined by NUL), when no token holds a NUL.
+class SnapshotJob:
+    """A point-in-time snapshot of one shard, its entities pickled a slice at a time.
 
-    Pickling 100,000 tokens one by one took most of a shard's snapshot (166 of 234 ms at
-    200,000 events), and processing waits for the snapshot; one string is a copy.
+    Everything but the entities was pickled when the job began (the header). The
+    entities that existed then are "remaining" until pickled: :meth:`step` pickles them
+    in groups, and the shard calls :meth:`preserve` before it changes or drops one of
+    them, so each is pickled as it was at the beginning (copy on write). Entities created
+    since are not in the snapshot. Unpickled, the parts share no objects with each other
+    or with the header, which nothing needs: the mappings an entity shares with the
+    decision memory (``scores``) are replaced, never changed in place.
     """
-    joined = _SEP.join(seen)
-    if joined.count(_SEP) == len(seen) - 1:
-        return joined
-    return seen  # an event id with a NUL in it: the window as it is
 
+    def __init__(self, shard: Shard, header: bytes, order: list[str],
+                 seen: list[str] | None = None,
+                 memory: list[tuple[str, Remembered]] | None = None) -> None:
+        self.shard = shard
+        self.header = header
+        self.order = order
+        self.seen = seen  # the dedup window's tokens when the job began, oldest first
+        self.memory = memory  # the decision memory's items then
+        self.seen_parts: list[str | list[str]] = []
+        self.memory_parts: list[bytes] = []
+        self.seen_next = self.memory_next = 0
+        self.remaining = set(order)
+        self.next = 0  # index in ``order`` of the next entity to consider
+        self.parts: list[bytes] = []
+        self.data: bytes | None = None
+        self.cancelled = False
 
-def _unpacked(stored: str | OrderedDict[str, None]) -> OrderedDict[str, None]:
-    if isinstance(stored, str):
-        return OrderedDict.fromkeys(stored.split(_SEP)) if stored else OrderedDict()
-    return stored
+    def preserve(self, key: str, state: EntityState) -> None:
+        """Pickle ``state`` now if the snapshot still needs it (it is about to change)."""
+        remaining = self.remaining
+        if key in remaining:
+            remaining.discard(key)
+            self.parts.append(pickle.dumps({key: state}, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def step(self, budget: float | None = SLICE_SECONDS) -> bool:
+        """Pickle remaining entities for about ``budget`` seconds (all of them when
+        ``None``); True once the snapshot is complete (see :meth:`result`)."""
+        if self.cancelled:
+            raise CheckpointError(f"shard {self.shard.shard_id}: snapshot cancelled")
+        if self.data is not None:
+            return True
+        order, remaining, entities = self.order, self.remaining, self.shard.entities
+        started = time.perf_counter()
+        count = len(order)
+        worked = self.next < count
+        while self.next < count:
+            group: dict[str, EntityState] = {}
+            while self.next < count and len(group) < ENTITIES_PER_PICKLE:
+                key = order[self.next]
+                self.next += 1
+                if key in remaining:
+                    remaining.discard(key)
+                    group[key] = entities[key]
+            if group:
+                self.parts.append(pickle.dumps(group, protocol=pickle.HIGHEST_PROTOCOL))
+            if budget is not None and time.perf_counter() - started >= budget:
+                return False
+        # Then the dedup window and the decision memory, in pieces of about a millisecond,
+        # and the assembly in a step of its own.
+        seen, memory = self.seen, self.memory
+        while seen is not None and self.seen_next < len(seen):
+            if worked and budget is not None and time.perf_counter() - started >= budget:
+                return False
+            piece = seen[self.seen_next:self.seen_next + SEEN_PER_PART]
+            self.seen_next += SEEN_PER_PART
+            self.seen_parts.append(pack(piece))
+            worked = True
+        while memory is not None and self.memory_next < len(memory):
+            if worked and budget is not None and time.perf_counter() - started >= budget:
+                return False
+            items = memory[self.memory_next:self.memory_next + MEMORY_PER_PART]
+            self.memory_next += MEMORY_PER_PART
+            self.memory_parts.append(pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL))
+            worked = True
+        if worked and budget is not None:
+            return False
+        snapshot: dict[str, Any] = {"format": SLICED_FORMAT, "shard_id": self.shard.shard_id,
+                                    "header": self.header, "entities": self.parts}
+        if seen is not None:
+            snapshot["seen"], snapshot["memory"] = self.seen_parts, self.memory_parts
+        self.data = pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL)
+        self.parts = []
+        self._detach()
+        return True
+
+    def result(self) -> bytes:
+        """The snapshot, once :meth:`step` returned True."""
+        if self.data is None:
+            raise CheckpointError(f"shard {self.shard.shard_id}: snapshot not complete")
+        return self.data
+
+    def cancel(self) -> None:
+        """Abandon the snapshot: the shard stops preserving, :meth:`step` raises."""
+        self.cancelled = True
+        self.parts = []
+        self.remaining = set()
+        self._detach()
+
+    @property
+    def active(self) -> bool:
+        """Whether the shard still preserves entities for this job."""
+        return self.shard.job is self
+
+    def _detach(self) -> None:
+        if self.shard.job is self:
+            self.shard.job = None

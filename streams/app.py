@@ -100,9 +100,10 @@ def _register_pipeline(app: faust.App, settings: Settings, pipeline: Pipeline,
         await pipeline.start()
 
     async def checkpoint() -> None:
-        # One shard per tick: pickling pauses processing, and grows with the state.
+        # One shard per tick: pickling takes the worker's time, and grows with the state.
         if await pipeline.checkpoint(shards=1):
             metrics.checkpoint_seconds.observe(pipeline.manager.last_checkpoint_seconds)
+            metrics.checkpoint_pause_seconds.observe(pipeline.manager.last_pause_seconds)
         gcpolicy.settle()  # state kept since the last tick leaves the collector's walks
 
     async def stop_pipeline(sender: Any, **_: Any) -> None:

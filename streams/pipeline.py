@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from monitor.metrics import Metrics
     from monitor.routing import View
     from monitor.shard import Outcome, Shard
-    from streams.shards import ShardManager
+    from streams.shards import Begun, ShardManager, Snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -101,9 +101,13 @@ PARTITION_FETCH_BYTES = 4 << 20
 #: producer's 256 KiB batches, so a group always fits a batch of its own.
 GROUP_VIEWS = 256
 GROUP_BYTES = 192 * 1024
-#: Share of wall time timer checkpoints may spend pickling (processing waits meanwhile):
-#: after a snapshot that took ``p`` seconds the next one is due ``p / SNAPSHOT_SHARE``
-#: seconds later. Input offsets are committed on every tick regardless.
+#: Share of wall time timer checkpoints may spend pickling: after a snapshot whose header
+#: and slices took ``p`` seconds in all, the next one is due ``p / SNAPSHOT_SHARE``
+#: seconds later. Processing waits only for the header and one slice at a time now, but
+#: this one thread does not process while it pickles either way, so the share still
+#: bounds the throughput checkpoints cost (entities the shard pickles itself before
+#: changing them are not counted: a slice would have pickled them). Input offsets are
+#: committed on every tick regardless.
 SNAPSHOT_SHARE = 0.1
 
 
@@ -586,39 +590,50 @@ class Pipeline:
         """Save dirty shards (of ``only``; at most ``shards``, least recently saved
         first) once their outputs are delivered, then commit.
 
-        Under the lock, processing paused: queue every pending output and pickle one
-        shard (a turn of the lock per shard, so processing pauses for one snapshot at a
-        time). Then, with processing going on: wait until the outputs queued before each
-        snapshot are acknowledged, write the files, commit. A snapshot is thus written
-        only after every output it implies is in Kafka, and an input offset is committed
-        only after the envelopes it led to are. A timer checkpoint (``shards`` given)
-        pickles only when due (see ``SNAPSHOT_SHARE``). Returns the number of shards saved.
+        One shard at a time: under the lock, processing paused, queue every pending
+        output and begin the shard's snapshot (offsets fixed, all but the entities
+        pickled); then pickle its entities a slice at a time, processing going on
+        between slices (the shard pickles an entity before changing it, so the snapshot
+        stays the state it began at). Then: wait until the outputs queued before each
+        snapshot began are acknowledged, write the files, commit. A snapshot is thus
+        written only after every output it implies is in Kafka, and an input offset is
+        committed only after the envelopes it led to are. A timer checkpoint (``shards``
+        given) pickles only when due (see ``SNAPSHOT_SHARE``). Returns the number of
+        shards saved.
         """
         if self.consumer is None or self.outputs is None or self.failed:
             return 0
-        manager, outputs = self.manager, self.outputs
+        manager = self.manager
         async with manager.saving:
             started = time.perf_counter()
-            async with manager.lock:
-                if not (manager.dirty or self.durable) and self.ingested == self.committed:
-                    return 0
-                inputs = dict(self.ingested)
-                await outputs.send()
-                deliveries = outputs.take()
-                scope = self.owned if only is None else only & self.owned
-                if shards is not None and time.monotonic() < self.snapshot_due:
-                    shards = 0
-                targets = manager.stalest(scope, shards)
-                pickling = time.perf_counter()
-                snapshots = manager.snapshot(targets[:1])
-                pickled = time.perf_counter() - pickling
-            for shard_id in targets[1:]:
+            begun: list[Begun] = []
+            snapshots: list[Snapshot] = []
+            pickled = paused = 0.0  # pickling in all; the longest pause it imposed
+            try:
                 async with manager.lock:
-                    await outputs.send()
-                    deliveries += outputs.take()
-                    pickling = time.perf_counter()
-                    snapshots += manager.snapshot([shard_id])
-                    pickled += time.perf_counter() - pickling
+                    if not (manager.dirty or self.durable) and self.ingested == self.committed:
+                        return 0
+                    inputs = dict(self.ingested)
+                    scope = self.owned if only is None else only & self.owned
+                    if shards is not None and time.monotonic() < self.snapshot_due:
+                        shards = 0
+                    targets = manager.stalest(scope, shards)
+                    deliveries, items, took = await self._begin(targets[:1])
+                for index, shard_id in enumerate(targets):
+                    if index:  # a turn of the lock per shard: one pause at a time
+                        async with manager.lock:
+                            more, items, took = await self._begin([shard_id])
+                        deliveries += more
+                    begun += items
+                    pickled, paused = pickled + took, max(paused, took)
+                    for item in items:
+                        snapshot, took, longest = await self._slices(item)
+                        pickled, paused = pickled + took, max(paused, longest)
+                        if snapshot is not None:
+                            snapshots.append(snapshot)
+            except BaseException:
+                manager.abandon(begun)  # a shard still owned stays dirty
+                raise
             if targets:
                 self.snapshot_due = time.monotonic() + pickled / SNAPSHOT_SHARE
             try:
@@ -634,7 +649,39 @@ class Pipeline:
             if saved:
                 manager.checkpoints += 1
                 manager.last_checkpoint_seconds = time.perf_counter() - started
+                manager.last_pause_seconds = paused
             return len(saved)
+
+    async def _begin(self, targets: list[int],
+                     ) -> tuple[list[asyncio.Future[Any]], list[Begun], float]:
+        """Under the lock: queue pending outputs, take their deliveries, and begin the
+        snapshots of ``targets``; the deliveries, the snapshots begun and the seconds
+        spent beginning them."""
+        assert self.outputs is not None  # noqa: S101 - started
+        await self.outputs.send()
+        deliveries = self.outputs.take()
+        pickling = time.perf_counter()
+        begun = self.manager.begin(targets)
+        return deliveries, begun, time.perf_counter() - pickling
+
+    async def _slices(self, begun: Begun) -> tuple[Snapshot | None, float, float]:
+        """Pickle a begun snapshot's entities one slice per turn of the event loop; the
+        snapshot (None when its shard was released meanwhile), the seconds spent and the
+        longest slice. No lock: a slice reads only entities unchanged since the snapshot
+        began, and the state changes only on this thread."""
+        spent = longest = 0.0
+        while True:
+            pickling = time.perf_counter()
+            try:
+                done = begun.step()
+            except CheckpointError as exc:
+                logger.warning("snapshot of shard %d dropped: %s", begun.shard_id, exc)
+                return None, spent, longest
+            took = time.perf_counter() - pickling
+            spent, longest = spent + took, max(longest, took)
+            if done:
+                return begun.snapshot(), spent, longest
+            await asyncio.sleep(0)  # the consumer loop runs between slices
 
     async def _commit(self) -> None:
         assert self.consumer is not None  # noqa: S101 - started

@@ -8,13 +8,18 @@ the checkpoint; records the checkpoint already holds are skipped
 (``Shard.applied_offset``) and the rest are re-folded deterministically, so they yield
 the same decisions and alerts, and no model learns an event twice.
 
-A checkpoint runs in two steps (:mod:`streams.pipeline` drives them): under ``lock``,
+A checkpoint runs in steps (:mod:`streams.pipeline` drives them): under ``lock``,
 with processing paused, the caller queues every pending output and
-:meth:`ShardManager.snapshot` pickles a dirty shard and takes its commit offset; then,
-with processing going on, the caller waits until those outputs are acknowledged,
+:meth:`ShardManager.begin` begins a dirty shard's snapshot (a point in time: its commit
+and applied offsets are taken, everything but the entities is pickled); then, with
+processing going on, the caller runs the snapshot's slices (:class:`Begun`; the shard
+pickles an entity before changing it, see :class:`monitor.shard.SnapshotJob`), waits
+until the outputs queued before the snapshot began are acknowledged,
 :meth:`ShardManager.save` writes the files (off the event loop) and the caller commits
 the offsets. ``saving`` serialises whole checkpoints, so an older snapshot never
-overwrites a newer one and commits never go backwards.
+overwrites a newer one and commits never go backwards. A snapshot that is not finished
+is abandoned (:meth:`ShardManager.abandon`; its shard stays dirty) or, when its shard
+is released, cancelled: it is never saved.
 
 Where a checkpoint is durable depends on ``processing.checkpoint_store``: ``file``
 means in the local file (fsynced); ``kafka`` means acknowledged by the broker (acks=all)
@@ -34,7 +39,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from monitor.errors import CheckpointError
-from monitor.shard import Shard
+from monitor.shard import SLICE_SECONDS, Shard, SnapshotJob
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -66,6 +71,28 @@ class Snapshot:
     applied_offset: int = -1
 
 
+@dataclass
+class Begun:
+    """A snapshot begun: its offsets are fixed, :meth:`step` pickles its entities."""
+
+    shard_id: int
+    job: SnapshotJob | None  # None: the shard was gone, nothing to save
+    commit_offset: int
+    applied_offset: int
+
+    def step(self, budget: float | None = SLICE_SECONDS) -> bool:
+        """One slice (all of them when ``budget`` is None); True once complete.
+
+        Raises ``CheckpointError`` when the snapshot was cancelled (its shard released).
+        """
+        return self.job is None or self.job.step(budget)
+
+    def snapshot(self) -> Snapshot:
+        """The complete snapshot (after :meth:`step` returned True)."""
+        data = self.job.result() if self.job is not None else None
+        return Snapshot(self.shard_id, data, self.commit_offset, self.applied_offset)
+
+
 class ShardManager:
     """The shards this worker owns, with the offsets they have folded but not saved."""
 
@@ -82,6 +109,7 @@ class ShardManager:
         self.saving = asyncio.Lock()
         self.checkpoints = 0
         self.last_checkpoint_seconds = 0.0
+        self.last_pause_seconds = 0.0  # the longest a snapshot of it held processing up
         self.saved_at: dict[int, int] = {}  # shard -> number of the checkpoint that saved it
 
     async def start(self) -> None:
@@ -165,17 +193,41 @@ class ShardManager:
         return dirty if count is None else dirty[:count]
 
     def snapshot(self, only: Iterable[int] | None = None) -> list[Snapshot]:
-        """Pickle the dirty shards (of ``only``); call under ``lock`` after the flush."""
-        targets = sorted(self.dirty if only is None else self.dirty & set(only))
+        """Pickle the dirty shards (of ``only``) in one call each; call under ``lock``
+        after the flush."""
         taken = []
+        for begun in self.begin(only):
+            begun.step(None)
+            taken.append(begun.snapshot())
+        return taken
+
+    def begin(self, only: Iterable[int] | None = None) -> list[Begun]:
+        """Begin snapshots of the dirty shards (of ``only``); call under ``lock`` after
+        the flush. Each shard is no longer dirty: a snapshot that is not saved must be
+        given back (:meth:`abandon`, or :meth:`save` when the write fails)."""
+        targets = sorted(self.dirty if only is None else self.dirty & set(only))
+        begun = []
         for shard_id in targets:
             shard = self.shards.get(shard_id)
-            data = shard.snapshot() if shard is not None else None
+            job = shard.begin_snapshot() if shard is not None else None
             applied = shard.applied_offset if shard is not None else -1
-            taken.append(Snapshot(shard_id, data, self.pending.pop(shard_id), applied))
+            begun.append(Begun(shard_id, job, self.pending.pop(shard_id), applied))
             self.dirty.discard(shard_id)
             self.saved_at[shard_id] = self.checkpoints
-        return taken
+        return begun
+
+    def abandon(self, begun: Iterable[Begun]) -> None:
+        """Give up snapshots begun and not saved: cancel their jobs; a shard still owned
+        is dirty again, its offset uncommitted (the next checkpoint retries it)."""
+        for item in begun:
+            if item.job is not None:
+                item.job.cancel()
+            self._retry(item.shard_id, item.commit_offset)
+
+    def _retry(self, shard_id: int, commit_offset: int) -> None:
+        if shard_id in self.shards:
+            self.dirty.add(shard_id)
+            self.pending.setdefault(shard_id, commit_offset)
 
     async def save(self, snapshots: list[Snapshot]) -> list[Snapshot]:
         """Write snapshots durably, off the event loop; returns those that were saved.
@@ -194,9 +246,7 @@ class ShardManager:
             except CheckpointError:
                 logger.exception("checkpoint of shard %d failed; its offsets stay uncommitted",
                                  snap.shard_id)
-                if snap.shard_id in self.shards:
-                    self.dirty.add(snap.shard_id)
-                    self.pending.setdefault(snap.shard_id, snap.commit_offset)
+                self._retry(snap.shard_id, snap.commit_offset)
                 continue
             saved.append(snap)
         return saved
@@ -207,7 +257,12 @@ class ShardManager:
         if self.changelog is not None:
             self.changelog.forget(shard_ids)
         for shard_id in shard_ids:
-            self.shards.pop(shard_id, None)
+            shard = self.shards.pop(shard_id, None)
+            if shard is not None and shard.job is not None:
+                # Checkpoints finish before a release (``saving``); never save this one.
+                logger.warning("shard %d released during a snapshot; the snapshot is dropped",
+                               shard_id)
+                shard.job.cancel()
             self.pending.pop(shard_id, None)
             self.saved_at.pop(shard_id, None)
             self.dirty.discard(shard_id)
