@@ -263,6 +263,7 @@ class Bench:
             await producer.start()
             loop = asyncio.get_running_loop()
             began = loop.time()
+            cpu = (worker.cpu(), self.broker_cpu(), time.process_time())
             try:
                 for number, record in enumerate(lines):
                     delay = began + number / rate - loop.time()
@@ -273,6 +274,12 @@ class Bench:
                     await producer.send(settings.kafka.topic(record["topic"]),
                                         value=orjson.dumps(value), key=record["key"].encode())
                 await producer.flush()
+                # Who used the two cores while the load was offered (CPU s per wall s).
+                wall = loop.time() - began
+                shares = {"worker_cpu_share": (worker.cpu() - cpu[0]) / wall,
+                          "producer_cpu_share": (time.process_time() - cpu[2]) / wall}
+                if self.broker_pid is not None:
+                    shares["broker_cpu_share"] = (self.broker_cpu() - cpu[1]) / wall
             finally:
                 await producer.stop()
             delays = await self._latencies(settings, sent_at)
@@ -285,7 +292,7 @@ class Bench:
 
         return {"offered_events_per_second": rate, "events": len(delays),
                 "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
-                "max_ms": delays[-1] * 1000}
+                "max_ms": delays[-1] * 1000, **shares}
 
     async def _latencies(self, settings: Settings, sent_at: dict[bytes, float]) -> list[float]:
         topic = settings.kafka.topic("decisions")

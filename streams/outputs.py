@@ -1,7 +1,9 @@
 """Records produced while handling one consumer batch, grouped into producer batches.
 
 ``add`` is synchronous: it appends to one aiokafka ``BatchBuilder`` per topic-partition
-(partition chosen as the producer's default partitioner would), so handling a batch
+(partition chosen as the producer's default partitioner would, with the compiled murmur2
+of :mod:`monitor.partitioning` for keyed records: aiokafka's is pure Python, a few us a
+record), so handling a batch
 never waits per record. ``send`` hands the builders to the producer in order; ``take``
 returns the futures of the batches sent so far, and :func:`settle` waits for them and
 raises if any was not delivered.
@@ -15,6 +17,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
+
+from monitor.partitioning import murmur2
 
 
 class Outputs:
@@ -36,7 +40,8 @@ class Outputs:
             partition: int | None = None) -> None:
         if partition is None:
             every = self.partitions[topic]
-            partition = self.partitioner(key, every, every)
+            partition = (self.partitioner(key, every, every) if key is None
+                         else every[(murmur2(key) & 0x7FFFFFFF) % len(every)])
         builders = self.batches.get((topic, partition))
         if builders is None:
             builders = self.batches[(topic, partition)] = [self.producer.create_batch()]

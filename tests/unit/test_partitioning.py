@@ -68,3 +68,38 @@ def test_partition_agrees_with_default_partitioner(key: str, partitions: int) ->
 def test_keys_spread_over_every_partition() -> None:
     hit = {partition_for(f"account:acct-{i:05d}", 8) for i in range(400)}
     assert hit == set(range(8))
+
+
+def test_worker_outputs_pick_the_partition_aiokafka_would() -> None:
+    # streams.outputs partitions keyed records itself (compiled murmur2); consumers keyed
+    # on Kafka's choice must see the same partition as with aiokafka's own partitioner.
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from streams.outputs import Outputs
+
+    outputs = Outputs(producer=None)  # type: ignore[arg-type]
+    outputs.partitions["t"] = [0, 1, 2, 3, 4, 5]
+    chosen: list[int] = []
+    outputs.batches = _Recorder(chosen)  # type: ignore[assignment]
+    keys = [f"sim7-{n:08d}".encode() for n in range(500)] + [b"", b"a", "账户".encode()]
+    for key in keys:
+        outputs.add("t", key, b"v")
+    every = outputs.partitions["t"]
+    assert chosen == [DefaultPartitioner()(key, every, every) for key in keys]
+
+
+class _Recorder(dict):  # type: ignore[type-arg]
+    """Stands in for the builders: records the partition of each record added."""
+
+    def __init__(self, chosen: list[int]) -> None:
+        super().__init__()
+        self.chosen = chosen
+
+    def get(self, topic_partition: tuple[str, int], default: object = None) -> object:
+        self.chosen.append(topic_partition[1])
+        return [_Builder()]
+
+
+class _Builder:
+    def append(self, **_: object) -> object:
+        return object()
