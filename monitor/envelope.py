@@ -24,14 +24,22 @@ from monitor.events import Event, from_dict
 from monitor.routing import View
 
 
-def encode(view: View, event: Event, arrived: float | None = None) -> bytes:
+def encode(view: View, event: Event, arrived: float | None = None,
+           source: bytes | None = None) -> bytes:
+    """One view as envelope bytes. ``source``, when given, is the event's JSON object as it
+    arrived (the input message's value, which :func:`monitor.events.parse` accepted): it
+    is carried as it is, instead of serialising ``event.raw`` again for every view (a
+    tenth of a worker's time went to that). Decoded, both give the same event."""
     record: dict[str, Any] = {
         "kind": event.kind, "role": view.role, "entity_type": view.entity_type,
-        "entity": view.entity, "primary": view.primary, "value": event.raw,
+        "entity": view.entity, "primary": view.primary,
     }
     if arrived is not None:
         record["arrived"] = arrived
-    return orjson.dumps(record)
+    if source is None:
+        record["value"] = event.raw
+        return orjson.dumps(record)
+    return orjson.dumps(record)[:-1] + b',"value":' + source + b"}"
 
 
 def encode_group(envelopes: list[bytes]) -> bytes:
@@ -39,8 +47,12 @@ def encode_group(envelopes: list[bytes]) -> bytes:
     return b"[" + b",".join(envelopes) + b"]"
 
 
-def decode_group(payload: bytes) -> list[tuple[View, Event, float | None]]:
-    """Routed record bytes -> its views in order; ``InvalidEvent`` if any is not an envelope."""
+def decode_group(payload: bytes, invalid: list[tuple[bytes, str]] | None = None,
+                 ) -> list[tuple[View, Event, float | None]]:
+    """Routed record bytes -> its views in order; ``InvalidEvent`` if the record is not an
+    envelope or a group of them. An item of a group that is not an envelope raises too,
+    unless ``invalid`` is given: then the item (as JSON) and the reason are appended to it
+    and the other items are still returned."""
     try:
         data: Any = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
@@ -49,7 +61,15 @@ def decode_group(payload: bytes) -> list[tuple[View, Event, float | None]]:
         return [_decoded(data)]
     if not isinstance(data, list) or not data:
         raise InvalidEvent("not a routed envelope: neither an envelope nor a group of them")
-    return [_decoded(item) for item in data]
+    if invalid is None:
+        return [_decoded(item) for item in data]
+    views = []
+    for item in data:
+        try:
+            views.append(_decoded(item))
+        except InvalidEvent as exc:
+            invalid.append((orjson.dumps(item), exc.reason))
+    return views
 
 
 def decode_with_arrival(payload: bytes) -> tuple[View, Event, float | None]:

@@ -338,11 +338,7 @@ class Shard:
                 raise CheckpointError(f"shard {self.shard_id}: not a checkpoint header")
             entities = self._entities(state["entities"], entities)
             if "seen" in parts:  # pickled apart from the header, in pieces
-                state["seen"] = [token for piece in parts["seen"] for token in unpacked(piece)]
-                memory = DecisionMemory(self.memory.horizon, self.memory.capacity)
-                for piece in parts["memory"]:
-                    memory.items.update(self._part(piece))
-                state["memory"] = memory
+                state["seen"], state["memory"] = self._pieces(parts)
         if not isinstance(entities, dict):
             raise CheckpointError(f"shard {self.shard_id}: checkpoint entities are not a dict")
         if self.job is not None:  # its entities are about to be replaced
@@ -385,12 +381,17 @@ class Shard:
             raise CheckpointError(f"shard {self.shard_id}: checkpoint lacks {sorted(missing)}")
         return state
 
-    def _part(self, data: Any) -> Any:
+    def _pieces(self, parts: dict[str, Any]) -> tuple[list[str], DecisionMemory]:
+        """The dedup window's tokens and the decision memory of a sliced snapshot."""
         try:
-            return pickle.loads(data)  # noqa: S301 - our own checkpoint files
-        except Exception as exc:  # any unpickling failure means a bad file
+            seen = [token for piece in parts["seen"] for token in unpacked(piece)]
+            memory = DecisionMemory(self.memory.horizon, self.memory.capacity)
+            for piece in parts["memory"]:
+                memory.items.update(pickle.loads(piece))  # noqa: S301 - our own checkpoints
+        except Exception as exc:  # a missing or damaged piece means a bad checkpoint
             raise CheckpointError(f"shard {self.shard_id}: unreadable checkpoint part: "
                                   f"{exc!r}") from exc
+        return seen, memory
 
     def _entities(self, order: Any, parts: Any) -> dict[str, EntityState]:
         """The entities of a sliced snapshot, in their order at the snapshot."""

@@ -94,11 +94,14 @@ DECODED_LIMIT = 1_024
 #: of input is routed far ahead of scoring, every cached group is evicted before it is
 #: read back, and each is decoded a second time.
 INGEST_AHEAD = 12_288
-#: Views folded here that may wait to be read back before ingest pauses (and resumes
-#: below a quarter). They are scored already: this bounds only the memory of ``folded``
-#: (a few MB), and at the smaller bound ingest paused in 43 % of batches for the round
-#: trip through the broker alone.
-FOLDED_AHEAD = 8 * INGEST_AHEAD
+#: Views folded here that one shard may have on their way back before ingest pauses (and
+#: resumes below a quarter). They are scored already; what bounds them is the shard's
+#: dedup window: a view read back after its cache entry was dropped (an idle poll, an
+#: assignment, a restart) is skipped only while its token is still in the window, so at
+#: most a quarter of the window may be in flight (``Pipeline.folded_limit``). At one
+#: INGEST_AHEAD for all shards, ingest paused in 43 % of batches for the round trip
+#: through the broker alone.
+FOLDED_AHEAD = 2 * INGEST_AHEAD
 #: Bytes one fetch may bring of one partition: a routed group can be 192 KiB, and at
 #: Kafka's 1 MiB default the read-back of the worker's own groups fell behind.
 PARTITION_FETCH_BYTES = 4 << 20
@@ -124,7 +127,7 @@ def _appended(record: ConsumerRecord[bytes, bytes]) -> int:
     return stamp
 
 
-def _event_time(item: tuple[Event, float]) -> float:
+def _event_time(item: tuple[Event, float, bytes]) -> float:
     return item[0].ts
 
 
@@ -189,7 +192,9 @@ class Pipeline:
         # Groups folded here when routed (see "Folding here"), until they are read back:
         # copies in flight and views in each.
         self.folded: dict[bytes, tuple[int, int]] = {}
-        self.folded_views = 0
+        self.folded_views: dict[int, int] = {}  # shard -> views folded here, not read back
+        # At most a quarter of a shard's dedup window in flight (see FOLDED_AHEAD).
+        self.folded_limit = max(1, min(FOLDED_AHEAD, settings.processing.dedup_window // 4))
         self.groups: dict[int, _Group] = {}  # shard -> the open group of the batch in hand
         self.fold_here = settings.processing.dedup_window > 0
         self.caught_up = False  # owned routed partitions read to their end since assigned
@@ -290,12 +295,15 @@ class Pipeline:
         assert self.consumer is not None  # noqa: S101 - started
         waiting = sum(map(len, self.decoded.values()))
         if not self.ingest_paused and (waiting >= INGEST_AHEAD
-                                       or self.folded_views >= FOLDED_AHEAD):
+                                       or self._most_folded() >= self.folded_limit):
             self.consumer.pause(*self._inputs())
             self.ingest_paused = True
         elif self.ingest_paused and (waiting <= INGEST_AHEAD // 4
-                                     and self.folded_views <= FOLDED_AHEAD // 4):
+                                     and self._most_folded() <= self.folded_limit // 4):
             self._resume_ingest(forget=False)
+
+    def _most_folded(self) -> int:
+        return max(self.folded_views.values(), default=0)
 
     def _resume_ingest(self, *, forget: bool) -> None:
         """Resume the input partitions (unless catching up); ``forget`` drops cached
@@ -341,10 +349,12 @@ class Pipeline:
 
     # ingest ----------------------------------------------------------------------
 
-    def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+    def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str,
+                     value: bytes | None = None) -> None:
+        """Dead-letter ``record`` (or ``value``, one item of it) with ``reason``."""
         assert self.outputs is not None  # noqa: S101 - started
-        letter = dead_letter(record.value, record.topic, record.partition, record.offset,
-                             reason)
+        letter = dead_letter(record.value if value is None else value, record.topic,
+                             record.partition, record.offset, reason)
         self.outputs.add(self.dead_topic, record.key, orjson.dumps(letter))
 
     def _dead_letter_bug(self, record: ConsumerRecord[bytes, bytes], stage: str,
@@ -371,7 +381,7 @@ class Pipeline:
         dead: Counter[str] = Counter()
         lists = list(batch.values())
         ordered = lists[0] if len(lists) == 1 else heapq.merge(*lists, key=_appended)
-        parsed_events: list[tuple[Event, float]] = []
+        parsed_events: list[tuple[Event, float, bytes]] = []
         for record in ordered:
             kind = kinds[record.topic]
             try:
@@ -385,12 +395,12 @@ class Pipeline:
                 dead[kind] += 1
                 continue
             valid[kind] += 1
-            parsed_events.append((parsed, record.timestamp / 1000))
+            parsed_events.append((parsed, record.timestamp / 1000, record.value))
         parsed_events.sort(key=_event_time)
         route = self._route
-        for parsed, arrived in parsed_events:
+        for parsed, arrived, source in parsed_events:
             for view, shard in placements(parsed, partitions):
-                route(shard, view, parsed, arrived)
+                route(shard, view, parsed, arrived, source)
         for tp, records in batch.items():
             self.ingested[tp] = records[-1].offset + 1
         for kind, count in valid.items():
@@ -400,9 +410,11 @@ class Pipeline:
 
     # routing ---------------------------------------------------------------------
 
-    def _route(self, shard_id: int, view: View, parsed: Event, arrived: float | None) -> None:
+    def _route(self, shard_id: int, view: View, parsed: Event, arrived: float | None,
+               source: bytes | None) -> None:
         """Send a view to its shard's log (in the batch's group) and, when this worker
-        owns the shard and may fold here, fold it now (see "Folding here")."""
+        owns the shard and may fold here, fold it now (see "Folding here"). ``source``:
+        the input message's value, when this worker ingested the event."""
         shard = None
         if shard_id not in self.owned or shard_id in self.broken:
             mode = FOREIGN
@@ -411,7 +423,7 @@ class Pipeline:
             mode = FOLDED
         else:
             mode = ROUND_TRIP  # not folding here yet, or not restored yet
-        value = envelope.encode(view, parsed, arrived)
+        value = envelope.encode(view, parsed, arrived, source)
         group = self.groups.get(shard_id)
         if group is None or group.mode != mode or len(group.views) >= GROUP_VIEWS or (
                 group.size + len(value) > GROUP_BYTES):
@@ -422,7 +434,8 @@ class Pipeline:
         group.views.append((view, parsed, arrived))
         group.size += len(value) + 1
         if shard is not None:
-            self._fold(shard, view, parsed, arrived, value)
+            self.manager.touch(shard_id)
+            self._apply(shard, view, parsed, arrived, source, value, None)
 
     def _flush(self, shard_id: int, group: _Group) -> None:
         assert self.outputs is not None  # noqa: S101 - started
@@ -431,7 +444,7 @@ class Pipeline:
         if group.mode == FOLDED:
             copies, views = self.folded.get(value, (0, len(group.views)))
             self.folded[value] = (copies + 1, views)
-            self.folded_views += views
+            self.folded_views[shard_id] = self.folded_views.get(shard_id, 0) + views
         elif group.mode == ROUND_TRIP:
             self._decoded()[value] = group.views
 
@@ -446,7 +459,7 @@ class Pipeline:
         shard's dedup window drops them)."""
         self.decoded.clear()
         self.folded.clear()
-        self.folded_views = 0
+        self.folded_views.clear()
 
     def _decoded(self) -> dict[bytes, list[tuple[View, Event, float | None]]]:
         """The cache of groups produced here, its oldest half dropped when full (groups
@@ -518,7 +531,7 @@ class Pipeline:
                         del folded[value]
                     else:
                         folded[value] = (copies - 1, views)
-                    self.folded_views -= views
+                    self.folded_views[shard_id] = self.folded_views.get(shard_id, 0) - views
                     if record.offset > shard.applied_offset:
                         shard.applied_offset = record.offset
                     continue
@@ -526,48 +539,46 @@ class Pipeline:
             if record.offset <= shard.applied_offset:
                 continue  # already in the state restored
             if group is None:
+                invalid: list[tuple[bytes, str]] = []
                 try:
-                    group = envelope.decode_group(value)
+                    group = envelope.decode_group(value, invalid)
                 except InvalidEvent as exc:
                     self._dead_letter(record, exc.reason)
                     continue
+                for item, reason in invalid:  # the rest of the group is still folded
+                    self._dead_letter(record, reason, item)
             for view, parsed, arrived in group:
-                self._apply(shard, view, parsed, arrived, None)
+                self._apply(shard, view, parsed, arrived, None, None, record.offset)
             shard.applied_offset = record.offset
         self.manager.advance(shard_id, records[-1].offset + 1)
 
-    def _fold(self, shard: Shard, view: View, parsed: Event, arrived: float | None,
-              value: bytes) -> None:
-        """Fold a view routed to an owned shard right away (see "Folding here")."""
-        self.manager.touch(shard.shard_id)
-        self._apply(shard, view, parsed, arrived, value)
-
     def _apply(self, shard: Shard, view: View, parsed: Event, arrived: float | None,
-               value: bytes | None) -> None:
+               source: bytes | None, value: bytes | None, offset: int | None) -> None:
         """Fold one view into ``shard`` and emit what it produced; a view our own code
-        fails on is dead-lettered (its envelope, ``value`` or re-encoded), not the stream."""
+        fails on is dead-lettered (its envelope ``value``, or re-encoded; ``offset``: that
+        of the routed record it was read in), not the stream."""
         try:
             outcome = shard.process(view, parsed)
         except Exception as exc:  # a bug must not stop the stream
             logger.exception("folding a view for shard %d failed", shard.shard_id)
             assert self.outputs is not None  # noqa: S101 - started
             self.outputs.add(self.dead_topic, view.key.encode(), orjson.dumps(dead_letter(
-                value if value is not None else envelope.encode(view, parsed, arrived),
-                self.routed, shard.shard_id, None,
+                value if value is not None else envelope.encode(view, parsed, arrived, source),
+                self.routed, shard.shard_id, offset,
                 "internal error while scoring: " + type(exc).__name__)))
             return
         if outcome is not None:
-            self._emit(outcome, view, parsed, arrived)
+            self._emit(outcome, view, parsed, arrived, source)
 
     def _emit(self, outcome: Outcome, view: View, parsed: Event,
-              arrived: float | None) -> None:
+              arrived: float | None, source: bytes | None) -> None:
         """Send what a fold produced: onward views, the decision, alerts."""
         assert self.outputs is not None  # noqa: S101 - started
         send, metrics = self.outputs.add, self.metrics
         # Onward views first: in the routed log they then precede anything caused by
         # later events, as in replay (monitor.engine).
         for onward in outcome.forwards:
-            self._route(shard_of(onward, self.partitions), onward, parsed, arrived)
+            self._route(shard_of(onward, self.partitions), onward, parsed, arrived, source)
         if outcome.decision is not None:
             send(self.decisions_topic, parsed.event_id.encode(),
                  orjson.dumps(outcome.decision))

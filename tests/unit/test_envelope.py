@@ -60,3 +60,30 @@ def test_a_bare_envelope_reads_as_a_group_of_one() -> None:
 def test_what_is_not_a_group_of_envelopes_is_invalid(payload: bytes) -> None:
     with pytest.raises(InvalidEvent, match="not a routed envelope"):
         envelope.decode_group(payload)
+
+
+@pytest.mark.parametrize("source", [orjson.dumps(PAYMENT),
+                                    b'{ "extra": "kept", "event_id": "p-1", "payer": "a",\n'
+                                    b'"payee": "b", "amount": 10.0, "channel": "card",\n'
+                                    b'"ts": "2026-01-05T09:30:00+08:00" }'])
+def test_an_envelope_carrying_the_input_bytes_decodes_as_one_built_from_the_event(
+        source: bytes) -> None:
+    event = from_dict("payments", PAYMENT)
+    for view in views(event):
+        carried = envelope.encode(view, event, 1767576600.25, source)
+        assert envelope.decode_with_arrival(carried) == envelope.decode_with_arrival(
+            envelope.encode(view, event, 1767576600.25))
+        assert envelope.decode_with_arrival(carried)[1].raw == PAYMENT
+
+
+def test_a_bad_item_of_a_group_is_set_aside_when_asked_and_the_rest_kept() -> None:
+    event = from_dict("payments", PAYMENT)
+    good = [envelope.encode(view, event) for view in views(event)]
+    group = envelope.encode_group([good[0], b'{"role": "payer"}', good[1]])
+    with pytest.raises(InvalidEvent):
+        envelope.decode_group(group)
+    invalid: list[tuple[bytes, str]] = []
+    assert envelope.decode_group(group, invalid) == [
+        (view, event, None) for view in views(event)[:2]]
+    assert len(invalid) == 1 and orjson.loads(invalid[0][0]) == {"role": "payer"}
+    assert "not a routed envelope" in invalid[0][1]

@@ -82,22 +82,31 @@ def test_ingest_pauses_when_scoring_falls_behind_and_resumes_when_it_catches_up(
     assert not consumer.paused and not line.ingest_paused
 
 
-def test_views_folded_here_pause_ingest_only_at_their_own_larger_bound(
+def test_views_folded_here_pause_ingest_at_a_bound_of_their_own_per_shard(
         tmp_path: Path) -> None:
     # Scored already, they only wait for the round trip through the broker.
     line, consumer, inputs = pipeline(tmp_path)
-    line.folded_views = INGEST_AHEAD
+    assert line.folded_limit == FOLDED_AHEAD > INGEST_AHEAD
+    line.folded_views = {0: INGEST_AHEAD, 1: INGEST_AHEAD}
     line._throttle()
     assert not consumer.paused
-    line.folded_views = FOLDED_AHEAD
+    line.folded_views = {0: 1, 1: FOLDED_AHEAD}
     line._throttle()
     assert consumer.paused == inputs
-    line.folded_views = FOLDED_AHEAD // 4 + 1
+    line.folded_views = {0: 1, 1: FOLDED_AHEAD // 4 + 1}
     line._throttle()
     assert consumer.paused == inputs
-    line.folded_views = FOLDED_AHEAD // 4
+    line.folded_views = {0: FOLDED_AHEAD // 4, 1: FOLDED_AHEAD // 4}
     line._throttle()
     assert not consumer.paused
+
+
+def test_views_in_flight_stay_within_a_quarter_of_the_dedup_window(tmp_path: Path) -> None:
+    # Read back after the cache forgot them, they are dropped only by the window.
+    settings = Settings(processing={"dedup_window": 4_000})
+    line = Pipeline(settings, ShardManager(settings, FileCheckpointStore(tmp_path)),
+                    Metrics(), AlertStore())
+    assert line.folded_limit == 1_000
 
 
 def test_an_idle_poll_while_paused_resumes_ingest_and_forgets_the_cache(

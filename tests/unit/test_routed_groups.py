@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry
@@ -85,7 +86,7 @@ def test_views_go_to_one_group_per_shard_in_order_and_are_folded_only_where_owne
     for number in range(6):
         event = payment(number)
         shard_id = number % 3
-        line._route(shard_id, first_view(event), event, 1.5)
+        line._route(shard_id, first_view(event), event, 1.5, None)
         routed[shard_id].append((first_view(event), event, 1.5))
     assert line.manager.shards[0].processed == 2  # folded here, when routed
     assert not outputs.routed(line.routed)  # produced once the batch is handled
@@ -94,7 +95,7 @@ def test_views_go_to_one_group_per_shard_in_order_and_are_folded_only_where_owne
     assert sorted(records) == [0, 1, 2]
     for shard_id, value in records.items():
         assert envelope.decode_group(value) == routed[shard_id]
-    assert line.folded == {records[0]: (1, 2)} and line.folded_views == 2
+    assert line.folded == {records[0]: (1, 2)} and line.folded_views == {0: 2}
     assert line.decoded == {records[1]: routed[1]}  # round trip: shard 1 is not restored
     assert records[2] not in line.decoded  # another worker's shard
 
@@ -103,7 +104,7 @@ def test_a_group_is_closed_at_its_size_limit(tmp_path: Path) -> None:
     line, outputs = pipeline(tmp_path)
     for number in range(GROUP_VIEWS + 1):
         event = payment(number)
-        line._route(2, first_view(event), event, None)
+        line._route(2, first_view(event), event, None, None)
     line._flush_groups()
     sizes = [len(envelope.decode_group(value)) for _, value in outputs.routed(line.routed)]
     assert sizes == [GROUP_VIEWS, 1]
@@ -113,14 +114,14 @@ def test_a_group_folded_here_is_skipped_when_read_back(tmp_path: Path) -> None:
     line, outputs = pipeline(tmp_path)
     for number in range(3):
         event = payment(number)
-        line._route(0, first_view(event), event, None)
+        line._route(0, first_view(event), event, None, None)
     line._flush_groups()
     shard = line.manager.shards[0]
     (_, value), = outputs.routed(line.routed)
     line._score(TopicPartition(line.routed, 0), [record(line.routed, 0, 7, value)])
     assert shard.processed == 3  # not folded a second time
     assert shard.applied_offset == 7
-    assert not line.folded and line.folded_views == 0
+    assert not line.folded and line.folded_views == {0: 0}
 
 
 def test_a_group_read_back_is_folded_view_by_view_once(tmp_path: Path) -> None:
@@ -137,3 +138,17 @@ def test_a_group_read_back_is_folded_view_by_view_once(tmp_path: Path) -> None:
     decisions = [v for name, _, v in line.outputs.records  # type: ignore[union-attr]
                  if name == line.decisions_topic]
     assert len(decisions) == 3
+
+
+def test_a_bad_view_in_a_group_read_back_is_dead_lettered_alone(tmp_path: Path) -> None:
+    line, outputs = pipeline(tmp_path)
+    events = [payment(number) for number in range(2)]
+    value = envelope.encode_group([envelope.encode(first_view(events[0]), events[0]),
+                                   b'{"kind": "payments"}',
+                                   envelope.encode(first_view(events[1]), events[1])])
+    shard = line.manager.shards[0]
+    line._score(TopicPartition(line.routed, 0), [record(line.routed, 0, 9, value)])
+    assert shard.processed == 2 and shard.applied_offset == 9
+    letters = [orjson.loads(v) for name, _, v in outputs.records if name == line.dead_topic]
+    assert len(letters) == 1 and letters[0]["source"]["offset"] == 9
+    assert "not a routed envelope" in letters[0]["reason"]

@@ -217,6 +217,18 @@ def test_a_missing_part_is_a_checkpoint_error(settings: Settings) -> None:
         Shard(0, settings).restore(pickle.dumps(state))
 
 
+@pytest.mark.parametrize("damage", [{"seen": [3]}, {"memory": [b"not a pickle"]},
+                                    {"memory": None}])
+def test_a_damaged_window_or_memory_piece_is_a_checkpoint_error(
+        settings: Settings, damage: dict[str, Any]) -> None:
+    shard = Shard(0, settings)
+    fold(shard, [pay("e1", "a", "b")])
+    state: dict[str, Any] = pickle.loads(shard.snapshot())  # noqa: S301 - our own bytes
+    state.update(damage)
+    with pytest.raises(CheckpointError, match="checkpoint part"):
+        Shard(0, settings).restore(pickle.dumps(state))
+
+
 # --- the shard manager --------------------------------------------------------------
 
 
