@@ -85,15 +85,17 @@ POLL_MS = 100
 #: about 2 ms more median latency.
 FETCH_WAIT_MS = 5
 FETCH_MIN_BYTES = 32 * 1024
-#: Groups of envelopes this worker produced for its own shards, decoded: the routed records
-#: it reads back are those, and decoding (re-validating the events) costs about a tenth of
-#: a view's work.
-DECODED_LIMIT = 1_024
 #: Flow control: ingest pauses while this many views routed to the worker's own shards
 #: wait to be scored or read back, and resumes below a quarter of it. Without it a backlog
 #: of input is routed far ahead of scoring, every cached group is evicted before it is
 #: read back, and each is decoded a second time.
 INGEST_AHEAD = 12_288
+#: Groups of envelopes this worker produced for its own shards to fold when read back,
+#: decoded: the routed records it reads back are those, and decoding (re-validating the
+#: events) costs about a tenth of a view's work. A safety net for groups never read back:
+#: flow control (INGEST_AHEAD, in views; a poll adds at most about 16,000) pauses ingest
+#: before, even with groups of one view, so the cache never drops a group on its way.
+DECODED_LIMIT = 4 * INGEST_AHEAD
 #: Views folded here that one shard may have on their way back before ingest pauses (and
 #: resumes below a quarter). They are scored already; what bounds them is the shard's
 #: dedup window: a view read back after its cache entry was dropped (an idle poll, an

@@ -189,7 +189,9 @@ async def test_a_receiver_outage_loses_nothing_and_never_pauses_scoring(
             await flaky.up("failing")
             await feed(chunks[1])
             await _until(lambda: flaky.seen("failing") >= 2, 30, "500 answers")
-            assert worker.stop() == 0
+            # Stopped from a thread: the receiver runs on this event loop, and a delivery in
+            # flight at SIGTERM needs its answer before the worker can exit.
+            assert await asyncio.to_thread(worker.stop) == 0
             worker = Worker(config, settings, log, env=env).start()
             await asyncio.to_thread(worker.wait_ready)
             await _until(lambda: flaky.seen("failing") >= 4, 30, "500s after the restart")
@@ -206,9 +208,9 @@ async def test_a_receiver_outage_loses_nothing_and_never_pauses_scoring(
             expected = {alert["alert_id"] for alert in reader.records[alerts]}
             await _until(lambda: {e["alert_id"] for e in flaky.log if e["mode"] == "ok"}
                          >= expected, 60, "every alert delivered")
-            assert worker.stop() == 0
+            assert await asyncio.to_thread(worker.stop) == 0
     finally:
-        worker.stop()
+        await asyncio.to_thread(worker.stop)
         await flaky.close()
 
     assert emitted_during_outage >= 3, "alerts must keep coming while the receiver is down"
