@@ -40,8 +40,9 @@ _SNAPSHOT_KEYS = frozenset({"model_version", "entities", "models", "seen", "appl
 """Keys every checkpoint has; keys added later are optional and default when absent."""
 SLICED_FORMAT = 2
 """A snapshot in parts (:class:`SnapshotJob`): the header, a format-1 dict whose
-``"entities"`` lists the entity keys in order, and the entities pickled in groups."""
-_SLICED_KEYS = frozenset({"header", "entities"})
+``"entities"`` lists the entity keys in order (its ``"seen"`` and ``"memory"`` are None),
+the entities pickled in groups, and the dedup window and decision memory in pieces."""
+_SLICED_KEYS = frozenset({"header", "entities", "seen", "memory"})
 ENTITIES_PER_PICKLE = 8
 """Entities per pickled group; a job checks its time budget after each group (8 entities
 pickle in 0.1-0.2 ms)."""
@@ -337,8 +338,7 @@ class Shard:
             if state["format"] != SNAPSHOT_FORMAT:
                 raise CheckpointError(f"shard {self.shard_id}: not a checkpoint header")
             entities = self._entities(state["entities"], entities)
-            if "seen" in parts:  # pickled apart from the header, in pieces
-                state["seen"], state["memory"] = self._pieces(parts)
+            state["seen"], state["memory"] = self._pieces(parts)
         if not isinstance(entities, dict):
             raise CheckpointError(f"shard {self.shard_id}: checkpoint entities are not a dict")
         if self.job is not None:  # its entities are about to be replaced
@@ -408,18 +408,18 @@ class Shard:
 class SnapshotJob:
     """A point-in-time snapshot of one shard, its entities pickled a slice at a time.
 
-    Everything but the entities was pickled when the job began (the header). The
-    entities that existed then are "remaining" until pickled: :meth:`step` pickles them
-    in groups, and the shard calls :meth:`preserve` before it changes or drops one of
-    them, so each is pickled as it was at the beginning (copy on write). Entities created
+    The models and small parts were pickled when the job began (the header), and the
+    dedup window's tokens and the decision memory's items copied. The entities that
+    existed then are "remaining" until pickled: :meth:`step` pickles them in groups, and
+    the shard calls :meth:`preserve` before it changes or drops one of them, so each is
+    pickled as it was at the beginning (copy on write). Entities created
     since are not in the snapshot. Unpickled, the parts share no objects with each other
     or with the header, which nothing needs: the mappings an entity shares with the
     decision memory (``scores``) are replaced, never changed in place.
     """
 
-    def __init__(self, shard: Shard, header: bytes, order: list[str],
-                 seen: list[str] | None = None,
-                 memory: list[tuple[str, Remembered]] | None = None) -> None:
+    def __init__(self, shard: Shard, header: bytes, order: list[str], seen: list[str],
+                 memory: list[tuple[str, Remembered]]) -> None:
         self.shard = shard
         self.header = header
         self.order = order
@@ -467,14 +467,14 @@ class SnapshotJob:
         # Then the dedup window and the decision memory, in pieces of about a millisecond,
         # and the assembly in a step of its own.
         seen, memory = self.seen, self.memory
-        while seen is not None and self.seen_next < len(seen):
+        while self.seen_next < len(seen):
             if worked and budget is not None and time.perf_counter() - started >= budget:
                 return False
             piece = seen[self.seen_next:self.seen_next + SEEN_PER_PART]
             self.seen_next += SEEN_PER_PART
             self.seen_parts.append(pack(piece))
             worked = True
-        while memory is not None and self.memory_next < len(memory):
+        while self.memory_next < len(memory):
             if worked and budget is not None and time.perf_counter() - started >= budget:
                 return False
             items = memory[self.memory_next:self.memory_next + MEMORY_PER_PART]
@@ -483,11 +483,10 @@ class SnapshotJob:
             worked = True
         if worked and budget is not None:
             return False
-        snapshot: dict[str, Any] = {"format": SLICED_FORMAT, "shard_id": self.shard.shard_id,
-                                    "header": self.header, "entities": self.parts}
-        if seen is not None:
-            snapshot["seen"], snapshot["memory"] = self.seen_parts, self.memory_parts
-        self.data = pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL)
+        self.data = pickle.dumps({"format": SLICED_FORMAT, "shard_id": self.shard.shard_id,
+                                  "header": self.header, "entities": self.parts,
+                                  "seen": self.seen_parts, "memory": self.memory_parts},
+                                 protocol=pickle.HIGHEST_PROTOCOL)
         self.parts = []
         self._detach()
         return True

@@ -285,11 +285,11 @@ class Bench:
                     await asyncio.sleep(PRODUCER_TICK_SECONDS)
                 await settle(outputs.take())
                 # Who used the two cores while the load was offered (CPU s per wall s).
-                wall = loop.time() - began
-                shares = {"worker_cpu_share": (worker.cpu() - cpu[0]) / wall,
-                          "producer_cpu_share": (time.process_time() - cpu[2]) / wall}
+                offered = loop.time() - began  # seconds the load was offered
+                shares = {"worker_cpu_share": (worker.cpu() - cpu[0]) / offered,
+                          "producer_cpu_share": (time.process_time() - cpu[2]) / offered}
                 if self.broker_pid is not None:
-                    shares["broker_cpu_share"] = (self.broker_cpu() - cpu[1]) / wall
+                    shares["broker_cpu_share"] = (self.broker_cpu() - cpu[1]) / offered
             finally:
                 await producer.stop()
             delays = await self._latencies(settings, sent_at)

@@ -427,13 +427,14 @@ class Pipeline:
             mode = ROUND_TRIP  # not folding here yet, or not restored yet
         value = envelope.encode(view, parsed, arrived, source)
         group = self.groups.get(shard_id)
-        if group is None or group.mode != mode or len(group.views) >= GROUP_VIEWS or (
+        if group is None or group.mode != mode or len(group.envelopes) >= GROUP_VIEWS or (
                 group.size + len(value) > GROUP_BYTES):
             if group is not None:
                 self._flush(shard_id, group)
             group = self.groups[shard_id] = _Group(mode)
         group.envelopes.append(value)
-        group.views.append((view, parsed, arrived))
+        if mode != FOREIGN:  # never read back here
+            group.views.append((view, parsed, arrived))
         group.size += len(value) + 1
         if shard is not None:
             self.manager.touch(shard_id)
@@ -612,15 +613,15 @@ class Pipeline:
         first) once their outputs are delivered, then commit.
 
         One shard at a time: under the lock, processing paused, queue every pending
-        output and begin the shard's snapshot (offsets fixed, all but the entities
-        pickled); then pickle its entities a slice at a time, processing going on
-        between slices (the shard pickles an entity before changing it, so the snapshot
-        stays the state it began at). Then: wait until the outputs queued before each
-        snapshot began are acknowledged, write the files, commit. A snapshot is thus
-        written only after every output it implies is in Kafka, and an input offset is
-        committed only after the envelopes it led to are. A timer checkpoint (``shards``
-        given) pickles only when due (see ``SNAPSHOT_SHARE``). Returns the number of
-        shards saved.
+        output and begin the shard's snapshot (offsets fixed, models and small parts
+        pickled); then pickle its entities, dedup window and decision memory a slice at
+        a time, processing going on between slices (the shard pickles an entity before
+        changing it, so the snapshot stays the state it began at). Then: wait until the
+        outputs queued before each snapshot began are acknowledged, write the files,
+        commit. A snapshot is thus written only after every output it implies is in
+        Kafka, and an input offset is committed only after the envelopes it led to are.
+        A timer checkpoint (``shards`` given) pickles only when due (see
+        ``SNAPSHOT_SHARE``). Returns the number of shards saved.
         """
         if self.consumer is None or self.outputs is None or self.failed:
             return 0
