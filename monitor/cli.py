@@ -58,7 +58,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     _configure_logging("WARNING")
     only = {name.strip() for name in args.only.split(",") if name.strip()}
-    return bench_main(args.events, only, args.seed, args.entities, args.keep, args.bootstrap)
+    return bench_main(args.events, only, args.seed, args.entities, args.keep, args.bootstrap,
+                      args.rate)
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
@@ -205,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="work directory to keep (logs, input) instead of a temporary one")
     bench.add_argument("--bootstrap", default=None,
                        help="use this running broker instead of starting one on free ports")
+    bench.add_argument("--rate", type=float, default=None,
+                       help="events/s the latency section offers (default: half the e2e "
+                            "throughput, measured first)")
     bench.set_defaults(func=_cmd_bench)
 
     sample = sub.add_parser("sample", help="write the demo sample (JSONL)")

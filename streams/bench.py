@@ -176,16 +176,17 @@ class Bench:
 
     async def decisions(self, settings: Settings, expected: int, limit: float,
                         on_progress: Callable[[int], None] | None = None,
-                        ) -> tuple[int, float, float, Counter[bytes]]:
+                        since: float = 0.0) -> tuple[int, float, float, Counter[bytes]]:
         """Read ``decisions`` until ``expected`` distinct events have one; returns the
-        count, first and last append times, and decisions per event id."""
+        count, first and last append times, and decisions per event id. ``since`` (unix
+        seconds): count only the decisions appended from then on, and start there."""
         topic = settings.kafka.topic("decisions")
         consumer = AIOKafkaConsumer(topic, bootstrap_servers=self.bootstrap,
                                     auto_offset_reset="earliest", group_id=None,
                                     enable_auto_commit=False, fetch_max_bytes=16 << 20)
         await consumer.start()
         per_event: Counter[bytes] = Counter()
-        first, last = float("inf"), 0.0
+        first, last, counted = float("inf"), 0.0, 0
         deadline = time.monotonic() + limit
         try:
             while len(per_event) < expected:
@@ -196,13 +197,16 @@ class Bench:
                 for messages in batch.values():
                     for message in messages:
                         per_event[message.key or b""] += 1
-                        first = min(first, message.timestamp / 1000)
-                        last = max(last, message.timestamp / 1000)
+                        appended = message.timestamp / 1000
+                        last = max(last, appended)
+                        if appended >= since:
+                            first = min(first, appended)
+                            counted += 1
                 if on_progress is not None:
                     on_progress(len(per_event))
         finally:
             await consumer.stop()
-        return sum(per_event.values()), first, last, per_event
+        return counted, (since or first), last, per_event
 
     async def ceiling(self, settings: Settings) -> dict[str, float]:
         """Bare aiokafka: read the pre-loaded inputs and validate every event."""
@@ -292,10 +296,14 @@ class Bench:
                     shares["broker_cpu_share"] = (self.broker_cpu() - cpu[1]) / offered
             finally:
                 await producer.stop()
-            delays = await self._latencies(settings, sent_at)
+            latencies = await self._latencies(settings, sent_at)
         finally:
             worker.stop()
-        delays.sort()
+        # Each event's due time (s into the run) and latency (ms), for finding the tail.
+        (self.workdir / "latency.tsv").write_text(f"# began at unix time {wall:.3f}\n" + "".join(
+            f"{sent_at[key] - wall:.4f}\t{delay * 1000:.2f}\n"
+            for key, delay in sorted(latencies.items(), key=lambda item: sent_at[item[0]])))
+        delays = sorted(latencies.values())
 
         def pct(q: float) -> float:
             return delays[min(len(delays) - 1, int(q * len(delays)))] * 1000
@@ -304,7 +312,8 @@ class Bench:
                 "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
                 "max_ms": delays[-1] * 1000, **shares}
 
-    async def _latencies(self, settings: Settings, sent_at: dict[bytes, float]) -> list[float]:
+    async def _latencies(self, settings: Settings, sent_at: dict[bytes, float],
+                         ) -> dict[bytes, float]:
         topic = settings.kafka.topic("decisions")
         consumer = AIOKafkaConsumer(topic, bootstrap_servers=self.bootstrap,
                                     auto_offset_reset="earliest", group_id=None,
@@ -322,10 +331,15 @@ class Bench:
                             delays[key] = message.timestamp / 1000 - sent_at[key]
         finally:
             await consumer.stop()
-        return list(delays.values())
+        return delays
 
     async def scale(self) -> dict[str, float]:
-        """1 worker vs 2 on 4 partitions, then a join and a leave mid-run."""
+        """1 worker vs 2 on 4 partitions, then a join and a leave mid-run.
+
+        Throughput counts the decisions from the moment every worker is ready: the
+        first worker to start consumes the pre-loaded input alone until the second
+        joins (seconds of a 200,000-event run), which counted as two workers' time.
+        """
         result: dict[str, float] = {}
         for workers in (1, 2):
             config, settings = self.config(f"scale{workers}")
@@ -335,8 +349,11 @@ class Bench:
             try:
                 await self.ready(*running)
                 cpus = [worker.cpu() for worker in running]
-                _, first, last, _ = await self.decisions(settings, self.count, 1800)
-                result[f"workers_{workers}_events_per_second"] = self.count / (last - first)
+                since = time.time()
+                counted, first, last, _ = await self.decisions(settings, self.count, 1800,
+                                                               since=since)
+                result[f"workers_{workers}_events_per_second"] = counted / (last - first)
+                result[f"workers_{workers}_decisions_counted"] = counted
                 for n, worker in enumerate(running):
                     result[f"workers_{workers}_cpu_seconds_{n}"] = worker.cpu() - cpus[n]
             finally:
@@ -392,21 +409,26 @@ def _replay(path: Path, out: Path) -> dict[str, float]:
             "cpu_us_per_event": (time.process_time() - cpu) / summary.events * 1e6}
 
 
-async def _kafka_sections(bench: Bench, only: set[str], results: dict[str, Any]) -> None:
-    if only & {"ceiling", "e2e", "latency", "memory"}:
+async def _kafka_sections(bench: Bench, only: set[str], results: dict[str, Any],
+                          rate: float | None = None) -> None:
+    if only & {"ceiling", "e2e", "memory"} or ("latency" in only and rate is None):
         e2e = await bench.e2e()
         results["ceiling"] = {"events_per_second": e2e.pop("ceiling_events_per_second"),
                               "cpu_us_per_event": e2e.pop("ceiling_cpu_us_per_event")}
         results["e2e"] = e2e
     if "latency" in only:
-        results["latency"] = await bench.latency(results["e2e"]["e2e_events_per_second"] / 2)
+        results["latency"] = await bench.latency(
+            rate if rate is not None else results["e2e"]["e2e_events_per_second"] / 2)
     if "scale" in only:
         results["scale"] = await bench.scale()
 
 
 def run(events: int, only: set[str], seed: int = 7, entities: int = 200_000,
-        keep: Path | None = None, bootstrap: str | None = None) -> dict[str, Any]:
-    """Run the selected sections on a broker of its own (or ``bootstrap``'s)."""
+        keep: Path | None = None, bootstrap: str | None = None,
+        rate: float | None = None) -> dict[str, Any]:
+    """Run the selected sections on a broker of its own (or ``bootstrap``'s). ``rate``:
+    the latency section's offered events/s (default: half the e2e throughput, measured
+    first)."""
     results: dict[str, Any] = {"events": events, "sections": sorted(only)}
     with tempfile.TemporaryDirectory(prefix="fraudmon-bench-") as folder:
         workdir = keep or Path(folder)
@@ -416,14 +438,15 @@ def run(events: int, only: set[str], seed: int = 7, entities: int = 200_000,
         if "replay" in only:
             results["replay"] = _replay(path, workdir / "replay")
         if only - {"replay"} and bootstrap is not None:
-            asyncio.run(_kafka_sections(Bench(workdir, bootstrap, path, count), only, results))
+            asyncio.run(_kafka_sections(Bench(workdir, bootstrap, path, count), only, results,
+                                        rate))
         elif only - {"replay"}:
             broker = LocalBroker(workdir / "kafka", port=free_port(),
                                  controller_port=free_port())
             broker.start()
             try:
                 bench = Bench(workdir, broker.bootstrap, path, count, broker.pid)
-                asyncio.run(_kafka_sections(bench, only, results))
+                asyncio.run(_kafka_sections(bench, only, results, rate))
             finally:
                 broker.stop()
         if "memory" in only:
@@ -455,14 +478,14 @@ def table(results: dict[str, Any]) -> str:
 
 
 def main(events: int, only: set[str], seed: int, entities: int, keep: Path | None,
-         bootstrap: str | None = None) -> int:
+         bootstrap: str | None = None, rate: float | None = None) -> int:
     unknown = only - set(SECTIONS)
     if unknown:
         print(f"fraudmon bench: unknown sections {sorted(unknown)}; "
               f"choose from {', '.join(SECTIONS)}", file=sys.stderr)
         return 2
     with contextlib.suppress(KeyboardInterrupt):
-        results = run(events, only, seed, entities, keep, bootstrap)
+        results = run(events, only, seed, entities, keep, bootstrap, rate)
         print(table(results))
         print(orjson.dumps(results).decode())
         return 0
