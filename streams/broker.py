@@ -222,8 +222,15 @@ class LocalBroker:
         heap: str = "-Xms256m -Xmx1g",
         *,
         kafka_version: str | None = None,
+        initial_rebalance_delay_ms: int = 0,
     ) -> None:
-        """Describe a broker; *controller_port* defaults to ``port + 1``."""
+        """Describe a broker; *controller_port* defaults to ``port + 1``.
+
+        *initial_rebalance_delay_ms*: how long a new consumer group waits for more
+        members before its first assignment (Kafka's default is 3,000; 0 here, so a test
+        worker starts at once).
+        """
+        self.initial_rebalance_delay_ms = initial_rebalance_delay_ms
         self.workdir = Path(workdir).expanduser().resolve()
         self.port = port
         self.controller_port = controller_port if controller_port is not None else port + 1
@@ -371,7 +378,7 @@ class LocalBroker:
             "transaction.state.log.num.partitions": "10",
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
-            "group.initial.rebalance.delay.ms": "0",
+            "group.initial.rebalance.delay.ms": str(self.initial_rebalance_delay_ms),
             "auto.create.topics.enable": "false",
             # After a kill -9 the restarted node must wait out its old broker session
             # before it may register again: 9 s by default, 4 s here.
