@@ -183,6 +183,11 @@ class Metrics:
         self.scores = DecisionHistogram(
             f"{ns}_decision_score", "Scores in decisions, by pattern (and the anomaly score).",
             SCORE_BUCKETS, r, label="pattern")
+        self.references_resolved = Counter(
+            "routed_references_resolved",
+            "Views logged in the routed topic by reference that were read back from the "
+            "input topics to be folded (after a crash).",
+            namespace=ns, registry=r)
         self.drift_detections = Counter(
             "drift_detections", "Drift in anomaly scores detected (ADWIN), by entity family.",
             ["family"], namespace=ns, registry=r)

@@ -14,10 +14,13 @@ event loop except where the producer pushes back:
 
 **Folding here**: a view for a shard this worker owns is folded as soon as it is
 routed, depth first with the views it leads to, as replay does (:mod:`monitor.engine`),
-instead of after a round trip through the routed topic. Its envelope is still produced,
-so the routed log stays the shard's durable input: read back here it is skipped, and
-after a restore or a rebalance the shard's dedup window drops it (a checkpoint can hold
-folds whose envelopes lie past its applied offset). Without a dedup window
+instead of after a round trip through the routed topic. It is still logged, so the
+routed log stays the shard's durable input, in the order the shard folded it: as a
+reference to the input message its event came in (:class:`monitor.envelope.Reference`),
+not with the event. Read back here it is skipped; after a restore or a rebalance the
+shard's dedup window drops it (a checkpoint can hold folds whose records lie past its
+applied offset), and only a view the restored state lacks (after a crash) is looked up
+in the input topic (:mod:`streams.lookup`). Without a dedup window
 (``processing.dedup_window: 0``) every view goes the round trip.
 
 Folding here must not overtake the routed log: after an assignment (a start, a
@@ -51,6 +54,7 @@ from monitor import envelope, events
 from monitor.errors import CheckpointError, InvalidEvent
 from monitor.records import dead_letter
 from monitor.routing import placements, shard_of
+from streams.lookup import InputLookup, Place
 from streams.outputs import Outputs, settle
 from streams.topics import kind_by_topic
 
@@ -132,7 +136,7 @@ def _appended(record: ConsumerRecord[bytes, bytes]) -> int:
     return stamp
 
 
-def _event_time(item: tuple[Event, float, bytes]) -> float:
+def _event_time(item: tuple[Event, float, bytes, Place]) -> float:
     return item[0].ts
 
 
@@ -193,6 +197,7 @@ class Pipeline:
         self.committed: dict[TopicPartition, int] = {}
         self.durable: dict[TopicPartition, int] = {}    # safe to commit, not yet committed
         self.outputs: Outputs | None = None
+        self.lookup = InputLookup(settings)  # events behind references, after a crash
         # Groups produced for owned shards to fold when read back, decoded already.
         self.decoded: dict[bytes, list[tuple[View, Event, float | None]]] = {}
         # Groups folded here when routed (see "Folding here"), until they are read back:
@@ -260,6 +265,7 @@ class Pipeline:
                 self.routed_partitions = []
                 await consumer.stop()
                 await producer.stop()
+                await self.lookup.stop()
                 await self.manager.stop()
 
     def assignment(self) -> set[TopicPartition]:
@@ -287,7 +293,7 @@ class Pipeline:
                         self._ingest(inputs)
                     for tp, records in batch.items():
                         if tp.topic == self.routed:
-                            self._score(tp, records)
+                            await self._score(tp, records)
                     self._flush_groups()
                     await self.outputs.send()
                     self._report_drift()
@@ -414,7 +420,7 @@ class Pipeline:
         dead: Counter[str] = Counter()
         lists = list(batch.values())
         ordered = lists[0] if len(lists) == 1 else heapq.merge(*lists, key=_appended)
-        parsed_events: list[tuple[Event, float, bytes]] = []
+        parsed_events: list[tuple[Event, float, bytes, Place]] = []
         for record in ordered:
             kind = kinds[record.topic]
             try:
@@ -428,12 +434,13 @@ class Pipeline:
                 dead[kind] += 1
                 continue
             valid[kind] += 1
-            parsed_events.append((parsed, record.timestamp / 1000, record.value))
+            parsed_events.append((parsed, record.timestamp / 1000, record.value,
+                                  (record.topic, record.partition, record.offset)))
         parsed_events.sort(key=_event_time)
         route = self._route
-        for parsed, arrived, source in parsed_events:
+        for parsed, arrived, source, origin in parsed_events:
             for view, shard in placements(parsed, partitions):
-                route(shard, view, parsed, arrived, source)
+                route(shard, view, parsed, arrived, source, origin)
         for tp, records in batch.items():
             self.ingested[tp] = records[-1].offset + 1
         for kind, count in valid.items():
@@ -444,10 +451,11 @@ class Pipeline:
     # routing ---------------------------------------------------------------------
 
     def _route(self, shard_id: int, view: View, parsed: Event, arrived: float | None,
-               source: bytes | None) -> None:
+               source: bytes | None, origin: Place | None = None) -> None:
         """Send a view to its shard's log (in the batch's group) and, when this worker
-        owns the shard and may fold here, fold it now (see "Folding here"). ``source``:
-        the input message's value, when this worker ingested the event."""
+        owns the shard and may fold here, fold it now (see "Folding here"). ``source``
+        and ``origin``: the input message's value and place, when this worker ingested
+        the event; a view folded here is then logged as a reference to that place."""
         shard = None
         if shard_id not in self.owned or shard_id in self.broken:
             mode = FOREIGN
@@ -456,7 +464,10 @@ class Pipeline:
             mode = FOLDED
         else:
             mode = ROUND_TRIP  # not folding here yet, or not restored yet
-        value = envelope.encode(view, parsed, arrived, source)
+        if mode == FOLDED and origin is not None:
+            value = envelope.encode_reference(view, parsed, arrived, *origin)
+        else:
+            value = envelope.encode(view, parsed, arrived, source)
         group = self.groups.get(shard_id)
         if group is None or group.mode != mode or len(group.envelopes) >= GROUP_VIEWS or (
                 group.size + len(value) > GROUP_BYTES):
@@ -469,7 +480,7 @@ class Pipeline:
         group.size += len(value) + 1
         if shard is not None:
             self.manager.touch(shard_id)
-            self._apply(shard, view, parsed, arrived, source, value, None)
+            self._apply(shard, view, parsed, arrived, source, origin, None)
 
     def _flush(self, shard_id: int, group: _Group) -> None:
         assert self.outputs is not None  # noqa: S101 - started
@@ -539,8 +550,8 @@ class Pipeline:
         return all(shard_id in self.manager.shards or shard_id in self.broken
                    for shard_id in self.owned)
 
-    def _score(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]],
-               ) -> None:
+    async def _score(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]],
+                     ) -> None:
         assert self.outputs is not None and self.consumer is not None  # noqa: S101
         shard_id = tp.partition
         if shard_id not in self.owned or shard_id in self.broken:
@@ -555,7 +566,15 @@ class Pipeline:
             self.consumer.pause(tp)
             return
         decoded, folded = self.decoded, self.folded
-        for record in records:
+        # Groups to decode (produced elsewhere, or before a restart), first all at once:
+        # the events of their references are looked up in one go.
+        reads = {index: self._read(record.value) for index, record in enumerate(records)
+                 if record.offset > shard.applied_offset and record.value not in folded
+                 and record.value not in decoded}
+        wanted = [reference for items, _ in reads.values() if not isinstance(items, str)
+                  for reference in self._unseen(shard, items)]
+        found = await self._look_up(wanted)
+        for index, record in enumerate(records):
             value = record.value
             if folded:
                 known = folded.get(value)
@@ -572,47 +591,121 @@ class Pipeline:
             group = decoded.pop(value, None)
             if record.offset <= shard.applied_offset:
                 continue  # already in the state restored
-            if group is None:
-                invalid: list[tuple[bytes, str]] = []
-                try:
-                    group = envelope.decode_group(value, invalid)
-                except InvalidEvent as exc:
-                    self._dead_letter(record, exc.reason)
+            if group is not None:
+                for view, parsed, arrived in group:
+                    self._apply(shard, view, parsed, arrived, None, None, record.offset)
+            else:
+                read = reads.get(index)
+                if read is None:  # the same group twice in a batch: cached only once
+                    read = self._read(value)
+                    if not isinstance(read[0], str):
+                        more = self._unseen(shard, read[0])
+                        wanted += more
+                        found.update(await self._look_up(more))
+                items, invalid = read
+                if isinstance(items, str):
+                    self._dead_letter(record, items)
                     continue
                 for item, reason in invalid:  # the rest of the group is still folded
                     self._dead_letter(record, reason, item)
-            for view, parsed, arrived in group:
-                self._apply(shard, view, parsed, arrived, None, None, record.offset)
+                for view, parsed, arrived, source, origin in self._resolved(
+                        record, items, found, wanted):
+                    self._apply(shard, view, parsed, arrived, source, origin, record.offset)
             shard.applied_offset = record.offset
         self.manager.advance(shard_id, records[-1].offset + 1)
 
+    @staticmethod
+    def _read(value: bytes) -> tuple[list[envelope.Decoded] | str, list[tuple[bytes, str]]]:
+        """A routed record's items and those set aside, or why it is not a group."""
+        invalid: list[tuple[bytes, str]] = []
+        try:
+            return envelope.decode_group(value, invalid), invalid
+        except InvalidEvent as exc:
+            return exc.reason, []
+
+    @staticmethod
+    def _unseen(shard: Shard, items: list[envelope.Decoded]) -> list[envelope.Reference]:
+        """The references among ``items`` that ``shard`` has not folded (restored state
+        holds the others, in its dedup window)."""
+        return [item for item in items if isinstance(item, envelope.Reference)
+                and not (shard.dedup_window and item.token in shard.seen)]
+
+    async def _look_up(self, references: list[envelope.Reference]) -> dict[Place, bytes]:
+        """The input messages of ``references`` (after a crash, see ``streams.lookup``)."""
+        if not references:
+            return {}
+        found = await self.lookup.values(
+            (item.topic, item.partition, item.offset) for item in references)
+        self.metrics.references_resolved.inc(len(references))
+        logger.info("%d views read back by reference, from the input topics", len(references))
+        return found
+
+    def _resolved(self, record: ConsumerRecord[bytes, bytes], items: list[envelope.Decoded],
+                  found: dict[Place, bytes], wanted: list[envelope.Reference],
+                  ) -> list[tuple[View, Event, float | None, bytes | None, Place | None]]:
+        """A group's views, its references replaced by their events (``found``) and
+        those folded already (not ``wanted``) left out; a reference whose message is gone
+        or is not its event is dead-lettered."""
+        views: list[tuple[View, Event, float | None, bytes | None, Place | None]] = []
+        asked = set(map(id, wanted))
+        for item in items:
+            if not isinstance(item, envelope.Reference):
+                views.append((*item, None, None))
+                continue
+            if id(item) not in asked:
+                continue  # folded already: in the restored state
+            place = (item.topic, item.partition, item.offset)
+            where = f"{item.topic}[{item.partition}]@{item.offset}"
+            source, kind = found.get(place), self.kinds.get(item.topic)
+            reason = None
+            if kind is None:
+                reason = f"routed reference to {where}: not an input topic"
+            elif source is None:
+                reason = f"routed reference to {where}: the input message is gone"
+            else:
+                try:
+                    parsed = events.parse(kind, source, max_bytes=self.max_bytes)
+                except InvalidEvent as exc:
+                    reason = f"routed reference to {where}: {exc.reason}"
+                else:
+                    if parsed.event_id != item.event_id:
+                        reason = f"routed reference to {where}: another event is there"
+            if reason is not None:
+                self._dead_letter(record, reason, orjson.dumps(
+                    [item.event_id, item.view.role, item.view.entity_type,
+                     item.view.entity, item.view.primary, item.arrived, *place]))
+                continue
+            views.append((item.view, parsed, item.arrived, source, place))
+        return views
+
     def _apply(self, shard: Shard, view: View, parsed: Event, arrived: float | None,
-               source: bytes | None, value: bytes | None, offset: int | None) -> None:
+               source: bytes | None, origin: Place | None, offset: int | None) -> None:
         """Fold one view into ``shard`` and emit what it produced; a view our own code
-        fails on is dead-lettered (its envelope ``value``, or re-encoded; ``offset``: that
-        of the routed record it was read in), not the stream."""
+        fails on is dead-lettered (as an envelope; ``offset``: that of the routed record
+        it was read in), not the stream."""
         try:
             outcome = shard.process(view, parsed)
         except Exception as exc:  # a bug must not stop the stream
             logger.exception("folding a view for shard %d failed", shard.shard_id)
             assert self.outputs is not None  # noqa: S101 - started
             self.outputs.add(self.dead_topic, view.key.encode(), orjson.dumps(dead_letter(
-                value if value is not None else envelope.encode(view, parsed, arrived, source),
+                envelope.encode(view, parsed, arrived, source),
                 self.routed, shard.shard_id, offset,
                 "internal error while scoring: " + type(exc).__name__)))
             return
         if outcome is not None:
-            self._emit(outcome, view, parsed, arrived, source)
+            self._emit(outcome, view, parsed, arrived, source, origin)
 
     def _emit(self, outcome: Outcome, view: View, parsed: Event,
-              arrived: float | None, source: bytes | None) -> None:
+              arrived: float | None, source: bytes | None, origin: Place | None) -> None:
         """Send what a fold produced: onward views, the decision, alerts."""
         assert self.outputs is not None  # noqa: S101 - started
         send, metrics = self.outputs.add, self.metrics
         # Onward views first: in the routed log they then precede anything caused by
         # later events, as in replay (monitor.engine).
         for onward in outcome.forwards:
-            self._route(shard_of(onward, self.partitions), onward, parsed, arrived, source)
+            self._route(shard_of(onward, self.partitions), onward, parsed, arrived, source,
+                        origin)
         if outcome.decision is not None:
             send(self.decisions_topic, parsed.event_id.encode(),
                  orjson.dumps(outcome.decision))

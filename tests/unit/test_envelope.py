@@ -87,3 +87,27 @@ def test_a_bad_item_of_a_group_is_set_aside_when_asked_and_the_rest_kept() -> No
         (view, event, None) for view in views(event)[:2]]
     assert len(invalid) == 1 and orjson.loads(invalid[0][0]) == {"role": "payer"}
     assert "not a routed envelope" in invalid[0][1]
+
+
+def test_a_reference_round_trips_beside_envelopes_in_order() -> None:
+    event = from_dict("payments", PAYMENT)
+    first, second = views(event)[:2]
+    group = envelope.encode_group([
+        envelope.encode_reference(first, event, 1767576600.25, "fraudmon.payments", 3, 41),
+        envelope.encode(second, event)])
+    reference, item = envelope.decode_group(group)
+    assert reference == envelope.Reference(first, "p-1", 1767576600.25,
+                                           "fraudmon.payments", 3, 41)
+    assert isinstance(reference, envelope.Reference) and reference.token == "p-1\x1fpayer"
+    assert item == (second, event, None)
+
+
+@pytest.mark.parametrize("item", [
+    [], ["p-1", "payer", "account", "a", True, None, "fraudmon.payments", 3],
+    ["p-1", "payer", "account", "a", True, None, "fraudmon.payments", -1, 41],
+    ["p-1", "payer", "account", "a", True, None, "fraudmon.payments", 3, True],
+    ["p-1", "payer", "account", 7, True, None, "fraudmon.payments", 3, 41]])
+def test_what_is_not_a_reference_is_set_aside(item: list[object]) -> None:
+    invalid: list[tuple[bytes, str]] = []
+    assert envelope.decode_group(orjson.dumps([item]), invalid) == []
+    assert "not a routed reference" in invalid[0][1]

@@ -110,7 +110,7 @@ def test_a_group_is_closed_at_its_size_limit(tmp_path: Path) -> None:
     assert sizes == [GROUP_VIEWS, 1]
 
 
-def test_a_group_folded_here_is_skipped_when_read_back(tmp_path: Path) -> None:
+async def test_a_group_folded_here_is_skipped_when_read_back(tmp_path: Path) -> None:
     line, outputs = pipeline(tmp_path)
     for number in range(3):
         event = payment(number)
@@ -118,37 +118,122 @@ def test_a_group_folded_here_is_skipped_when_read_back(tmp_path: Path) -> None:
     line._flush_groups()
     shard = line.manager.shards[0]
     (_, value), = outputs.routed(line.routed)
-    line._score(TopicPartition(line.routed, 0), [record(line.routed, 0, 7, value)])
+    await line._score(TopicPartition(line.routed, 0), [record(line.routed, 0, 7, value)])
     assert shard.processed == 3  # not folded a second time
     assert shard.applied_offset == 7
     assert not line.folded and line.folded_views == {0: 0}
 
 
-def test_a_group_read_back_is_folded_view_by_view_once(tmp_path: Path) -> None:
+async def test_a_group_read_back_is_folded_view_by_view_once(tmp_path: Path) -> None:
     # What a restarted worker or a new owner does with a group another worker produced.
     line, _ = pipeline(tmp_path)
     events = [payment(number) for number in range(3)]
     value = envelope.encode_group([envelope.encode(first_view(e), e) for e in events])
     shard = line.manager.shards[0]
     tp = TopicPartition(line.routed, 0)
-    line._score(tp, [record(line.routed, 0, 4, value)])
+    await line._score(tp, [record(line.routed, 0, 4, value)])
     assert shard.processed == 3 and shard.applied_offset == 4
-    line._score(tp, [record(line.routed, 0, 4, value)])  # redelivered: already applied
+    await line._score(tp, [record(line.routed, 0, 4, value)])  # redelivered: already applied
     assert shard.processed == 3
     decisions = [v for name, _, v in line.outputs.records  # type: ignore[union-attr]
                  if name == line.decisions_topic]
     assert len(decisions) == 3
 
 
-def test_a_bad_view_in_a_group_read_back_is_dead_lettered_alone(tmp_path: Path) -> None:
+async def test_a_bad_view_in_a_group_read_back_is_dead_lettered_alone(tmp_path: Path) -> None:
     line, outputs = pipeline(tmp_path)
     events = [payment(number) for number in range(2)]
     value = envelope.encode_group([envelope.encode(first_view(events[0]), events[0]),
                                    b'{"kind": "payments"}',
                                    envelope.encode(first_view(events[1]), events[1])])
     shard = line.manager.shards[0]
-    line._score(TopicPartition(line.routed, 0), [record(line.routed, 0, 9, value)])
+    await line._score(TopicPartition(line.routed, 0), [record(line.routed, 0, 9, value)])
     assert shard.processed == 2 and shard.applied_offset == 9
     letters = [orjson.loads(v) for name, _, v in outputs.records if name == line.dead_topic]
     assert len(letters) == 1 and letters[0]["source"]["offset"] == 9
     assert "not a routed envelope" in letters[0]["reason"]
+
+
+class Lookup:
+    """Input messages by place, as the input topics would return them."""
+
+    def __init__(self, messages: dict[tuple[str, int, int], bytes]) -> None:
+        self.messages = messages
+        self.asked: list[tuple[str, int, int]] = []
+        self.calls = 0
+
+    async def values(self, places: Any) -> dict[tuple[str, int, int], bytes]:
+        places = list(places)
+        self.asked += places
+        self.calls += 1
+        return {place: self.messages[place] for place in places if place in self.messages}
+
+
+def ingested(line: Pipeline, number: int) -> tuple[Event, bytes, tuple[str, int, int]]:
+    """A payment as this worker ingests it: the event, its message value and place."""
+    event = payment(number)
+    source = orjson.dumps(event.raw)
+    return event, source, (line.settings.kafka.topic("payments"), 2, 100 + number)
+
+
+def test_a_view_folded_here_is_logged_as_a_reference_to_its_input(tmp_path: Path) -> None:
+    line, outputs = pipeline(tmp_path)
+    event, source, place = ingested(line, 1)
+    line._route(0, first_view(event), event, 1.5, source, place)  # owned: folded here
+    line._route(1, first_view(event), event, 1.5, source, place)  # not restored: round trip
+    line._flush_groups()
+    records = dict(outputs.routed(line.routed))
+    assert envelope.decode_group(records[0]) == [
+        envelope.Reference(first_view(event), event.event_id, 1.5, *place)]
+    assert envelope.decode_group(records[1]) == [(first_view(event), event, 1.5)]
+    assert len(records[0]) * 2 < len(records[1])
+
+
+async def test_a_reference_read_back_is_folded_from_its_input_message(tmp_path: Path) -> None:
+    # What a worker does with the references of a shard it restored after a crash.
+    line, outputs = pipeline(tmp_path)
+    done, _, done_place = ingested(line, 1)  # in the restored state already
+    line.manager.shards[0].process(first_view(done), done)
+    events = [ingested(line, number) for number in (2, 3)]
+    lookup = Lookup({place: source for _, source, place in events})
+    line.lookup = lookup  # type: ignore[assignment]
+    first = envelope.encode_group(
+        [envelope.encode_reference(first_view(done), done, 1.0, *done_place)]
+        + [envelope.encode_reference(first_view(e), e, 2.0, *place) for e, _, place in events[:1]])
+    second = envelope.encode_group([envelope.encode_reference(first_view(e), e, 2.0, *place)
+                                    for e, _, place in events[1:]])
+    shard = line.manager.shards[0]
+    await line._score(TopicPartition(line.routed, 0), [record(line.routed, 0, 5, first),
+                                                      record(line.routed, 0, 6, second)])
+    assert lookup.asked == [place for _, _, place in events]  # not the one folded already
+    assert lookup.calls == 1  # the batch's references in one go
+    assert shard.processed == 3 and shard.applied_offset == 6
+    decisions = [orjson.loads(v) for name, _, v in outputs.records
+                 if name == line.decisions_topic]
+    assert [d["event_id"] for d in decisions] == ["p-2", "p-3"]
+
+
+async def test_a_reference_to_a_message_gone_is_dead_lettered_alone(tmp_path: Path) -> None:
+    line, outputs = pipeline(tmp_path)
+    (gone, _, gone_place), (kept, source, kept_place) = ingested(line, 1), ingested(line, 2)
+    line.lookup = Lookup({kept_place: source})  # type: ignore[assignment]
+    value = envelope.encode_group([
+        envelope.encode_reference(first_view(gone), gone, None, *gone_place),
+        envelope.encode_reference(first_view(kept), kept, None, *kept_place)])
+    await line._score(TopicPartition(line.routed, 0), [record(line.routed, 0, 3, value)])
+    assert line.manager.shards[0].processed == 1
+    letters = [orjson.loads(v) for name, _, v in outputs.records if name == line.dead_topic]
+    assert len(letters) == 1 and "the input message is gone" in letters[0]["reason"]
+    assert letters[0]["source"]["offset"] == 3
+
+
+async def test_a_reference_to_another_event_is_not_folded(tmp_path: Path) -> None:
+    line, outputs = pipeline(tmp_path)
+    (event, _, place), (_, other, _) = ingested(line, 1), ingested(line, 2)
+    line.lookup = Lookup({place: other})  # type: ignore[assignment]
+    value = envelope.encode_group([envelope.encode_reference(first_view(event), event, None,
+                                                             *place)])
+    await line._score(TopicPartition(line.routed, 0), [record(line.routed, 0, 3, value)])
+    assert line.manager.shards[0].processed == 0
+    letters = [orjson.loads(v) for name, _, v in outputs.records if name == line.dead_topic]
+    assert "another event is there" in letters[0]["reason"]
