@@ -1,4 +1,5 @@
-"""Which records one batch of the worker loop takes (``Pipeline._poll``).
+"""Which records one batch of the worker loop takes (``Pipeline._poll``), and how a
+timer snapshot paces its slices (``Pipeline._slices``).
 
 The consumer here hands out buffered records the way aiokafka's fetcher does: partition
 by partition, in the order their fetches came back, up to ``max_records``. The loop
@@ -10,13 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiokafka import TopicPartition
 
 from monitor.alertstore import AlertStore
 from monitor.checkpoint import FileCheckpointStore
 from monitor.config import Settings
 from monitor.metrics import Metrics
-from streams.pipeline import MAX_BATCH, ROUTED_BATCH, Pipeline
+from streams import pipeline as pipeline_module
+from streams.pipeline import MAX_BATCH, ROUTED_BATCH, SLICE_REST, Pipeline
 from streams.shards import ShardManager
 
 
@@ -84,3 +87,39 @@ async def test_an_idle_poll_waits_for_records_once(tmp_path: Path) -> None:
     line, consumer = pipeline(tmp_path, {})
     assert await line._poll() == {}
     assert consumer.waited == [0, 100]  # the routed look is immediate, the poll waits
+
+
+class SlicedSnapshot:
+    """A begun snapshot whose every step takes 2 ms of the test's clock, done at the third."""
+
+    shard_id = 0
+
+    def __init__(self, clock: list[float]) -> None:
+        self.clock, self.steps = clock, 0
+
+    def step(self) -> bool:
+        self.clock[0] += 0.002
+        self.steps += 1
+        return self.steps == 3
+
+    def snapshot(self) -> str:
+        return "snapshot"
+
+
+@pytest.mark.parametrize("rest", [SLICE_REST, 0.0])
+async def test_snapshot_slices_rest_in_proportion_to_their_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rest: float) -> None:
+    line, _ = pipeline(tmp_path, {})
+    clock = [0.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(pipeline_module.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(pipeline_module.asyncio, "sleep", sleep)
+    begun = SlicedSnapshot(clock)
+    snapshot, spent, longest = await line._slices(begun, rest)  # type: ignore[arg-type]
+    assert snapshot == "snapshot" and begun.steps == 3
+    assert spent == pytest.approx(0.006) and longest == pytest.approx(0.002)
+    assert slept == pytest.approx([0.002 * rest] * 2)  # between slices, none after the last
