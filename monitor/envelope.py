@@ -17,7 +17,7 @@ worker folded where it routed it, logged by where its event is (input topic, par
 offset) instead of with the event. The shard's log keeps its order; only a worker that
 reads it back without having folded it (after a crash) looks the event up in the input
 topic. A reference is a JSON array, an envelope a JSON object; a reference is about a
-fifth of the bytes, and producing and reading back the event's bytes with every view
+seventh of the bytes, and producing and reading back the event's bytes with every view
 cost the worker about a quarter of its time.
 """
 
@@ -51,19 +51,24 @@ def encode(view: View, event: Event, arrived: float | None = None,
 
 
 class Reference:
-    """A view logged by its event's place in an input topic (see the module doc)."""
+    """A view logged by its event's place in an input topic (see the module doc).
 
-    __slots__ = ("arrived", "event_id", "offset", "partition", "topic", "view")
+    ``view`` is ``None`` for one of the event's own views, which the event gives back by
+    its role (:func:`monitor.routing.placements`); an onward view, which a shard derived,
+    carries its fields.
+    """
 
-    def __init__(self, view: View, event_id: str, arrived: float | None, topic: str,
-                 partition: int, offset: int) -> None:
-        self.view, self.event_id, self.arrived = view, event_id, arrived
+    __slots__ = ("event_id", "offset", "partition", "role", "topic", "view")
+
+    def __init__(self, event_id: str, role: str, topic: str, partition: int, offset: int,
+                 view: View | None = None) -> None:
+        self.event_id, self.role, self.view = event_id, role, view
         self.topic, self.partition, self.offset = topic, partition, offset
 
     @property
     def token(self) -> str:
         """The view's dedup token (as :meth:`monitor.shard.Shard.process` keeps it)."""
-        return f"{self.event_id}\x1f{self.view.role}"
+        return f"{self.event_id}\x1f{self.role}"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Reference) and self._fields() == other._fields()
@@ -73,15 +78,19 @@ class Reference:
 
     def _fields(self) -> tuple[Any, ...]:
         view = self.view
-        return (view.role, view.entity_type, view.entity, view.primary, self.event_id,
-                self.arrived, self.topic, self.partition, self.offset)
+        return (self.event_id, self.role, self.topic, self.partition, self.offset,
+                None if view is None else (view.entity_type, view.entity, view.primary))
 
 
-def encode_reference(view: View, event: Event, arrived: float | None, topic: str,
-                     partition: int, offset: int) -> bytes:
-    """One view as a reference to the input message its event came in."""
-    return orjson.dumps([event.event_id, view.role, view.entity_type, view.entity,
-                         view.primary, arrived, topic, partition, offset])
+def encode_reference(event: Event, view: View, topic: str, partition: int, offset: int,
+                     *, onward: bool = False) -> bytes:
+    """One view as a reference to the input message its event came in: the event's id,
+    the view's role and the message's place; an ``onward`` view (not one of the event's
+    own) with its fields as well. The arrival time is the message's Kafka time."""
+    if onward:
+        return orjson.dumps([event.event_id, view.role, topic, partition, offset,
+                             view.entity_type, view.entity, view.primary])
+    return orjson.dumps([event.event_id, view.role, topic, partition, offset])
 
 
 def encode_group(envelopes: list[bytes]) -> bytes:
@@ -123,19 +132,21 @@ def _item(data: Any) -> Decoded:
 
 
 def _reference(data: list[Any]) -> Reference:
-    try:
-        event_id, role, entity_type, entity, primary, arrived, topic, partition, offset = data
-    except ValueError as exc:
-        raise InvalidEvent(f"not a routed reference: {exc}") from exc
-    if not all(isinstance(text, str) for text in (event_id, role, entity_type, entity, topic)):
+    if len(data) not in (5, 8):
+        raise InvalidEvent(f"not a routed reference: {len(data)} fields")
+    event_id, role, topic, partition, offset = data[:5]
+    view = None
+    if len(data) == 8:
+        entity_type, entity, primary = data[5:]
+        if not (isinstance(entity_type, str) and isinstance(entity, str)):
+            raise InvalidEvent("not a routed reference: entity type and id must be strings")
+        view = View(role, entity_type, entity, bool(primary))
+    if not all(isinstance(text, str) for text in (event_id, role, topic)):
         raise InvalidEvent("not a routed reference: ids, role and topic must be strings")
     if not all(isinstance(number, int) and not isinstance(number, bool) and number >= 0
                for number in (partition, offset)):
         raise InvalidEvent("not a routed reference: partition and offset must be integers")
-    if isinstance(arrived, bool) or not isinstance(arrived, int | float):
-        arrived = None
-    return Reference(View(role, entity_type, entity, bool(primary)), event_id, arrived,
-                     topic, partition, offset)
+    return Reference(event_id, role, topic, partition, offset, view)
 
 
 def decode_with_arrival(payload: bytes) -> tuple[View, Event, float | None]:

@@ -33,9 +33,10 @@ class InputLookup:
         self.settings = settings
         self.consumer: AIOKafkaConsumer | None = None
 
-    async def values(self, places: Iterable[Place]) -> dict[Place, bytes]:
-        """The value of the message at each place; a place absent from the result is no
-        longer in Kafka (deleted by retention) or was never written."""
+    async def values(self, places: Iterable[Place]) -> dict[Place, tuple[bytes, float]]:
+        """The value and Kafka time (unix seconds) of the message at each place; a place
+        absent from the result is no longer in Kafka (deleted by retention) or was never
+        written."""
         wanted: dict[TopicPartition, set[int]] = defaultdict(set)
         for topic, partition, offset in places:
             wanted[TopicPartition(topic, partition)].add(offset)
@@ -45,7 +46,7 @@ class InputLookup:
         consumer.assign(list(wanted))
         for tp, offsets in wanted.items():
             consumer.seek(tp, min(offsets))
-        found: dict[Place, bytes] = {}
+        found: dict[Place, tuple[bytes, float]] = {}
         deadline = time.monotonic() + LOOKUP_SECONDS
         ends = await consumer.end_offsets(list(wanted))
         # Offsets at or past the end were never written: nothing to wait for.
@@ -63,7 +64,8 @@ class InputLookup:
                 offsets.difference_update([o for o in offsets if o < records[0].offset])
                 for record in records:
                     if record.offset in offsets:
-                        found[(tp.topic, tp.partition, record.offset)] = record.value or b""
+                        found[(tp.topic, tp.partition, record.offset)] = (
+                            record.value or b"", record.timestamp / 1000)
                         offsets.discard(record.offset)
                 if not offsets or await consumer.position(tp) > max(offsets):
                     del left[tp]

@@ -458,11 +458,13 @@ class Pipeline:
     # routing ---------------------------------------------------------------------
 
     def _route(self, shard_id: int, view: View, parsed: Event, arrived: float | None,
-               source: bytes | None, origin: Place | None = None) -> None:
+               source: bytes | None, origin: Place | None = None, *,
+               onward: bool = False) -> None:
         """Send a view to its shard's log (in the batch's group) and, when this worker
         owns the shard and may fold here, fold it now (see "Folding here"). ``source``
         and ``origin``: the input message's value and place, when this worker ingested
-        the event; a view folded here is then logged as a reference to that place."""
+        the event; a view folded here is then logged as a reference to that place
+        (``onward``: a view a shard derived, not one of the event's own)."""
         shard = None
         if shard_id not in self.owned or shard_id in self.broken:
             mode = FOREIGN
@@ -472,7 +474,7 @@ class Pipeline:
         else:
             mode = ROUND_TRIP  # not folding here yet, or not restored yet
         if mode == FOLDED and origin is not None:
-            value = envelope.encode_reference(view, parsed, arrived, *origin)
+            value = envelope.encode_reference(parsed, view, *origin, onward=onward)
         else:
             value = envelope.encode(view, parsed, arrived, source)
         group = self.groups.get(shard_id)
@@ -637,7 +639,8 @@ class Pipeline:
         return [item for item in items if isinstance(item, envelope.Reference)
                 and not (shard.dedup_window and item.token in shard.seen)]
 
-    async def _look_up(self, references: list[envelope.Reference]) -> dict[Place, bytes]:
+    async def _look_up(self, references: list[envelope.Reference],
+                       ) -> dict[Place, tuple[bytes, float]]:
         """The input messages of ``references`` (after a crash, see ``streams.lookup``)."""
         if not references:
             return {}
@@ -648,7 +651,7 @@ class Pipeline:
         return found
 
     def _resolved(self, record: ConsumerRecord[bytes, bytes], items: list[envelope.Decoded],
-                  found: dict[Place, bytes], wanted: list[envelope.Reference],
+                  found: dict[Place, tuple[bytes, float]], wanted: list[envelope.Reference],
                   ) -> list[tuple[View, Event, float | None, bytes | None, Place | None]]:
         """A group's views, its references replaced by their events (``found``) and
         those folded already (not ``wanted``) left out; a reference whose message is gone
@@ -663,13 +666,14 @@ class Pipeline:
                 continue  # folded already: in the restored state
             place = (item.topic, item.partition, item.offset)
             where = f"{item.topic}[{item.partition}]@{item.offset}"
-            source, kind = found.get(place), self.kinds.get(item.topic)
-            reason = None
+            message, kind = found.get(place), self.kinds.get(item.topic)
+            reason, view = None, item.view
             if kind is None:
                 reason = f"routed reference to {where}: not an input topic"
-            elif source is None:
+            elif message is None:
                 reason = f"routed reference to {where}: the input message is gone"
             else:
+                source, arrived = message
                 try:
                     parsed = events.parse(kind, source, max_bytes=self.max_bytes)
                 except InvalidEvent as exc:
@@ -677,13 +681,22 @@ class Pipeline:
                 else:
                     if parsed.event_id != item.event_id:
                         reason = f"routed reference to {where}: another event is there"
-            if reason is not None:
-                self._dead_letter(record, reason, orjson.dumps(
-                    [item.event_id, item.view.role, item.view.entity_type,
-                     item.view.entity, item.view.primary, item.arrived, *place]))
+                    elif view is None and (view := self._own_view(parsed, item.role)) is None:
+                        reason = f"routed reference to {where}: the event has no {item.role!r}"
+            if reason is not None or view is None:
+                self._dead_letter(record, reason or "", orjson.dumps(
+                    [item.event_id, item.role, *place] + ([] if item.view is None else [
+                        item.view.entity_type, item.view.entity, item.view.primary])))
                 continue
-            views.append((item.view, parsed, item.arrived, source, place))
+            views.append((view, parsed, arrived, source, place))
         return views
+
+    def _own_view(self, parsed: Event, role: str) -> View | None:
+        """The view of ``parsed`` with ``role`` (as routed: label copies included)."""
+        for view, _ in placements(parsed, self.partitions):
+            if view.role == role:
+                return view
+        return None
 
     def _apply(self, shard: Shard, view: View, parsed: Event, arrived: float | None,
                source: bytes | None, origin: Place | None, offset: int | None) -> None:
@@ -712,7 +725,7 @@ class Pipeline:
         # later events, as in replay (monitor.engine).
         for onward in outcome.forwards:
             self._route(shard_of(onward, self.partitions), onward, parsed, arrived, source,
-                        origin)
+                        origin, onward=True)
         if outcome.decision is not None:
             send(self.decisions_topic, parsed.event_id.encode(),
                  orjson.dumps(outcome.decision))

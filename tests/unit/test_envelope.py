@@ -92,21 +92,25 @@ def test_a_bad_item_of_a_group_is_set_aside_when_asked_and_the_rest_kept() -> No
 def test_a_reference_round_trips_beside_envelopes_in_order() -> None:
     event = from_dict("payments", PAYMENT)
     first, second = views(event)[:2]
+    onward = envelope.View("rollover", "lender", "l-1", False)
     group = envelope.encode_group([
-        envelope.encode_reference(first, event, 1767576600.25, "fraudmon.payments", 3, 41),
-        envelope.encode(second, event)])
-    reference, item = envelope.decode_group(group)
-    assert reference == envelope.Reference(first, "p-1", 1767576600.25,
-                                           "fraudmon.payments", 3, 41)
+        envelope.encode_reference(event, first, "fraudmon.payments", 3, 41),
+        envelope.encode(second, event),
+        envelope.encode_reference(event, onward, "fraudmon.payments", 3, 41, onward=True)])
+    reference, item, derived = envelope.decode_group(group)
+    assert reference == envelope.Reference("p-1", "payer", "fraudmon.payments", 3, 41)
     assert isinstance(reference, envelope.Reference) and reference.token == "p-1\x1fpayer"
     assert item == (second, event, None)
+    assert derived == envelope.Reference("p-1", "rollover", "fraudmon.payments", 3, 41, onward)
+    assert derived != reference
 
 
 @pytest.mark.parametrize("item", [
-    [], ["p-1", "payer", "account", "a", True, None, "fraudmon.payments", 3],
-    ["p-1", "payer", "account", "a", True, None, "fraudmon.payments", -1, 41],
-    ["p-1", "payer", "account", "a", True, None, "fraudmon.payments", 3, True],
-    ["p-1", "payer", "account", 7, True, None, "fraudmon.payments", 3, 41]])
+    [], ["p-1", "payer", "fraudmon.payments", 3],
+    ["p-1", "payer", "fraudmon.payments", -1, 41],
+    ["p-1", "payer", "fraudmon.payments", 3, True],
+    ["p-1", 7, "fraudmon.payments", 3, 41],
+    ["p-1", "rollover", "fraudmon.payments", 3, 41, "lender", 9, False]])
 def test_what_is_not_a_reference_is_set_aside(item: list[object]) -> None:
     invalid: list[tuple[bytes, str]] = []
     assert envelope.decode_group(orjson.dumps([item]), invalid) == []

@@ -158,15 +158,16 @@ class Lookup:
     """Input messages by place, as the input topics would return them."""
 
     def __init__(self, messages: dict[tuple[str, int, int], bytes]) -> None:
-        self.messages = messages
+        self.messages = messages  # values, at Kafka time 7.5
         self.asked: list[tuple[str, int, int]] = []
         self.calls = 0
 
-    async def values(self, places: Any) -> dict[tuple[str, int, int], bytes]:
+    async def values(self, places: Any) -> dict[tuple[str, int, int], tuple[bytes, float]]:
         places = list(places)
         self.asked += places
         self.calls += 1
-        return {place: self.messages[place] for place in places if place in self.messages}
+        return {place: (self.messages[place], 7.5) for place in places
+                if place in self.messages}
 
 
 def ingested(line: Pipeline, number: int) -> tuple[Event, bytes, tuple[str, int, int]]:
@@ -184,7 +185,7 @@ def test_a_view_folded_here_is_logged_as_a_reference_to_its_input(tmp_path: Path
     line._flush_groups()
     records = dict(outputs.routed(line.routed))
     assert envelope.decode_group(records[0]) == [
-        envelope.Reference(first_view(event), event.event_id, 1.5, *place)]
+        envelope.Reference(event.event_id, first_view(event).role, *place)]
     assert envelope.decode_group(records[1]) == [(first_view(event), event, 1.5)]
     assert len(records[0]) * 2 < len(records[1])
 
@@ -198,9 +199,9 @@ async def test_a_reference_read_back_is_folded_from_its_input_message(tmp_path: 
     lookup = Lookup({place: source for _, source, place in events})
     line.lookup = lookup  # type: ignore[assignment]
     first = envelope.encode_group(
-        [envelope.encode_reference(first_view(done), done, 1.0, *done_place)]
-        + [envelope.encode_reference(first_view(e), e, 2.0, *place) for e, _, place in events[:1]])
-    second = envelope.encode_group([envelope.encode_reference(first_view(e), e, 2.0, *place)
+        [envelope.encode_reference(done, first_view(done), *done_place)]
+        + [envelope.encode_reference(e, first_view(e), *place) for e, _, place in events[:1]])
+    second = envelope.encode_group([envelope.encode_reference(e, views(e)[1], *place)
                                     for e, _, place in events[1:]])
     shard = line.manager.shards[0]
     await line._score(TopicPartition(line.routed, 0), [record(line.routed, 0, 5, first),
@@ -210,7 +211,9 @@ async def test_a_reference_read_back_is_folded_from_its_input_message(tmp_path: 
     assert shard.processed == 3 and shard.applied_offset == 6
     decisions = [orjson.loads(v) for name, _, v in outputs.records
                  if name == line.decisions_topic]
-    assert [d["event_id"] for d in decisions] == ["p-2", "p-3"]
+    assert [d["event_id"] for d in decisions] == ["p-2"]  # p-3's payee view decides nothing
+    payee = shard.entities[f"account:{events[1][0].payee}"]  # the view the role named
+    assert payee is not None
 
 
 async def test_a_reference_to_a_message_gone_is_dead_lettered_alone(tmp_path: Path) -> None:
@@ -218,8 +221,8 @@ async def test_a_reference_to_a_message_gone_is_dead_lettered_alone(tmp_path: Pa
     (gone, _, gone_place), (kept, source, kept_place) = ingested(line, 1), ingested(line, 2)
     line.lookup = Lookup({kept_place: source})  # type: ignore[assignment]
     value = envelope.encode_group([
-        envelope.encode_reference(first_view(gone), gone, None, *gone_place),
-        envelope.encode_reference(first_view(kept), kept, None, *kept_place)])
+        envelope.encode_reference(gone, first_view(gone), *gone_place),
+        envelope.encode_reference(kept, first_view(kept), *kept_place)])
     await line._score(TopicPartition(line.routed, 0), [record(line.routed, 0, 3, value)])
     assert line.manager.shards[0].processed == 1
     letters = [orjson.loads(v) for name, _, v in outputs.records if name == line.dead_topic]
@@ -231,9 +234,27 @@ async def test_a_reference_to_another_event_is_not_folded(tmp_path: Path) -> Non
     line, outputs = pipeline(tmp_path)
     (event, _, place), (_, other, _) = ingested(line, 1), ingested(line, 2)
     line.lookup = Lookup({place: other})  # type: ignore[assignment]
-    value = envelope.encode_group([envelope.encode_reference(first_view(event), event, None,
-                                                             *place)])
+    value = envelope.encode_group([envelope.encode_reference(event, first_view(event), *place)])
     await line._score(TopicPartition(line.routed, 0), [record(line.routed, 0, 3, value)])
     assert line.manager.shards[0].processed == 0
     letters = [orjson.loads(v) for name, _, v in outputs.records if name == line.dead_topic]
     assert "another event is there" in letters[0]["reason"]
+
+
+async def test_references_name_the_event_s_own_views_by_role_and_carry_onward_ones(
+        tmp_path: Path) -> None:
+    line, outputs = pipeline(tmp_path)
+    (event, source, place), (other, other_source, other_place) = (ingested(line, 1),
+                                                                   ingested(line, 2))
+    line.lookup = Lookup({place: source, other_place: other_source})  # type: ignore[assignment]
+    onward = View("rollover", "lender", "lender-9", False)
+    missing = View("borrower", "borrower", "b-1", True)  # a role payments never have
+    value = envelope.encode_group([
+        envelope.encode_reference(event, onward, *place, onward=True),
+        envelope.encode_reference(other, missing, *other_place)])
+    await line._score(TopicPartition(line.routed, 0), [record(line.routed, 0, 3, value)])
+    shard = line.manager.shards[0]
+    assert shard.processed == 1  # the onward view, rebuilt from its fields
+    assert "lender:lender-9" in shard.entities
+    letters = [orjson.loads(v) for name, _, v in outputs.records if name == line.dead_topic]
+    assert len(letters) == 1 and "the event has no 'borrower'" in letters[0]["reason"]
