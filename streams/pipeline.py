@@ -483,12 +483,13 @@ class Pipeline:
             if group is not None:
                 self._flush(shard_id, group)
             group = self.groups[shard_id] = _Group(mode)
+            if shard is not None:  # folded ahead of its routed offset (a group at a time)
+                self.manager.touch(shard_id)
         group.envelopes.append(value)
-        if mode != FOREIGN:  # never read back here
+        if mode == ROUND_TRIP:  # folded when read back (FOLDED: now; FOREIGN: elsewhere)
             group.views.append((view, parsed, arrived))
         group.size += len(value) + 1
         if shard is not None:
-            self.manager.touch(shard_id)
             self._apply(shard, view, parsed, arrived, source, origin, None)
 
     def _flush(self, shard_id: int, group: _Group) -> None:
@@ -496,7 +497,7 @@ class Pipeline:
         value = envelope.encode_group(group.envelopes)
         self.outputs.add(self.routed, None, value, shard_id)
         if group.mode == FOLDED:
-            copies, views = self.folded.get(value, (0, len(group.views)))
+            copies, views = self.folded.get(value, (0, len(group.envelopes)))
             self.folded[value] = (copies + 1, views)
             self.folded_views[shard_id] = self.folded_views.get(shard_id, 0) + views
         elif group.mode == ROUND_TRIP:
