@@ -70,6 +70,11 @@ class Reference:
         """The view's dedup token (as :meth:`monitor.shard.Shard.process` keeps it)."""
         return f"{self.event_id}\x1f{self.role}"
 
+    def encode(self) -> bytes:
+        """The reference as a group item (what :func:`encode_reference` wrote)."""
+        return orjson.dumps(_reference_fields(self.event_id, self.role, self.topic,
+                                              self.partition, self.offset, self.view))
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Reference) and self._fields() == other._fields()
 
@@ -87,10 +92,16 @@ def encode_reference(event: Event, view: View, topic: str, partition: int, offse
     """One view as a reference to the input message its event came in: the event's id,
     the view's role and the message's place; an ``onward`` view (not one of the event's
     own) with its fields as well. The arrival time is the message's Kafka time."""
-    if onward:
-        return orjson.dumps([event.event_id, view.role, topic, partition, offset,
-                             view.entity_type, view.entity, view.primary])
-    return orjson.dumps([event.event_id, view.role, topic, partition, offset])
+    return orjson.dumps(_reference_fields(event.event_id, view.role, topic, partition,
+                                          offset, view if onward else None))
+
+
+def _reference_fields(event_id: str, role: str, topic: str, partition: int, offset: int,
+                      view: View | None) -> list[Any]:
+    fields: list[Any] = [event_id, role, topic, partition, offset]
+    if view is not None:
+        fields += [view.entity_type, view.entity, view.primary]
+    return fields
 
 
 def encode_group(envelopes: list[bytes]) -> bytes:

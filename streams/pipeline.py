@@ -583,7 +583,7 @@ class Pipeline:
                  and record.value not in decoded}
         wanted = [reference for items, _ in reads.values() if not isinstance(items, str)
                   for reference in self._unseen(shard, items)]
-        found = await self._look_up(wanted)
+        found, asked = await self._look_up(wanted), set(map(id, wanted))
         for index, record in enumerate(records):
             value = record.value
             if folded:
@@ -610,7 +610,7 @@ class Pipeline:
                     read = self._read(value)
                     if not isinstance(read[0], str):
                         more = self._unseen(shard, read[0])
-                        wanted += more
+                        asked.update(map(id, more))
                         found.update(await self._look_up(more))
                 items, invalid = read
                 if isinstance(items, str):
@@ -619,7 +619,7 @@ class Pipeline:
                 for item, reason in invalid:  # the rest of the group is still folded
                     self._dead_letter(record, reason, item)
                 for view, parsed, arrived, source, origin in self._resolved(
-                        record, items, found, wanted):
+                        record, items, found, asked):
                     self._apply(shard, view, parsed, arrived, source, origin, record.offset)
             shard.applied_offset = record.offset
         self.manager.advance(shard_id, records[-1].offset + 1)
@@ -652,13 +652,12 @@ class Pipeline:
         return found
 
     def _resolved(self, record: ConsumerRecord[bytes, bytes], items: list[envelope.Decoded],
-                  found: dict[Place, tuple[bytes, float]], wanted: list[envelope.Reference],
+                  found: dict[Place, tuple[bytes, float]], asked: set[int],
                   ) -> list[tuple[View, Event, float | None, bytes | None, Place | None]]:
         """A group's views, its references replaced by their events (``found``) and
-        those folded already (not ``wanted``) left out; a reference whose message is gone
-        or is not its event is dead-lettered."""
+        those folded already (whose ``id`` was not ``asked`` for) left out; a reference
+        whose message is gone or is not its event is dead-lettered."""
         views: list[tuple[View, Event, float | None, bytes | None, Place | None]] = []
-        asked = set(map(id, wanted))
         for item in items:
             if not isinstance(item, envelope.Reference):
                 views.append((*item, None, None))
@@ -685,9 +684,7 @@ class Pipeline:
                     elif view is None and (view := self._own_view(parsed, item.role)) is None:
                         reason = f"routed reference to {where}: the event has no {item.role!r}"
             if reason is not None or view is None:
-                self._dead_letter(record, reason or "", orjson.dumps(
-                    [item.event_id, item.role, *place] + ([] if item.view is None else [
-                        item.view.entity_type, item.view.entity, item.view.primary])))
+                self._dead_letter(record, reason or "", item.encode())
                 continue
             views.append((view, parsed, arrived, source, place))
         return views

@@ -115,3 +115,12 @@ def test_what_is_not_a_reference_is_set_aside(item: list[object]) -> None:
     invalid: list[tuple[bytes, str]] = []
     assert envelope.decode_group(orjson.dumps([item]), invalid) == []
     assert "not a routed reference" in invalid[0][1]
+
+
+def test_a_decoded_reference_encodes_as_it_was_written() -> None:
+    event = from_dict("payments", PAYMENT)
+    onward = envelope.View("rollover", "lender", "l-1", False)
+    for written in (envelope.encode_reference(event, views(event)[0], "t", 0, 7),
+                    envelope.encode_reference(event, onward, "t", 0, 7, onward=True)):
+        (reference,) = envelope.decode_group(b"[" + written + b"]")
+        assert isinstance(reference, envelope.Reference) and reference.encode() == written
