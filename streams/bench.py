@@ -272,14 +272,14 @@ class Bench:
         await self.preload(settings)
         lines = [orjson.loads(line) for line in self.events.read_bytes().splitlines()]
         lines = lines[:max(1, min(len(lines), int(rate * (warmup + seconds))))]
-        # The producer below must not stall: a full collection in this process walked
-        # the 200,000 loaded events (200-330 ms, near the end of every run at 9,000
-        # events/s), and the events due meanwhile counted that as latency.
-        gc.collect()
-        gc.freeze()
         worker = self.start(config, "latency")
         sent_at: dict[bytes, float] = {}
         try:
+            # The producer below must not stall: a full collection in this process
+            # walked the 200,000 loaded events (200-330 ms, near the end of every run at
+            # 9,000 events/s), and the events due meanwhile counted that as latency.
+            gc.collect()
+            gc.freeze()
             await self.ready(worker)
             producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all",
                                         linger_ms=0)
