@@ -50,9 +50,8 @@ class InputLookup:
         deadline = time.monotonic() + LOOKUP_SECONDS
         ends = await consumer.end_offsets(list(wanted))
         # Offsets at or past the end were never written: nothing to wait for.
-        left = {tp: {offset for offset in offsets if offset < ends[tp]}
-                for tp, offsets in wanted.items()}
-        left = {tp: offsets for tp, offsets in left.items() if offsets}
+        left = {tp: below for tp, offsets in wanted.items()
+                if (below := {offset for offset in offsets if offset < ends[tp]})}
         while left and time.monotonic() < deadline:
             batch = await consumer.getmany(*left, timeout_ms=500, max_records=10_000)
             for tp, records in batch.items():

@@ -648,7 +648,8 @@ class Pipeline:
         found = await self.lookup.values(
             (item.topic, item.partition, item.offset) for item in references)
         self.metrics.references_resolved.inc(len(references))
-        logger.info("%d views read back by reference, from the input topics", len(references))
+        # Once per batch while a restarted worker catches up: the metric counts them all.
+        logger.debug("%d views read back by reference, from the input topics", len(references))
         return found
 
     def _resolved(self, record: ConsumerRecord[bytes, bytes], items: list[envelope.Decoded],
