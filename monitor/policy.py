@@ -23,10 +23,20 @@ NEUTRAL_ANOMALY = 0.5
 """The anomaly term for families without an anomaly model (it neither helps nor hurts)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False)
 class Verdict:
+    """Pattern scores and alerts of one scored view (never changed once built).
+
+    ``__init__`` is written out: a compiled build runs a generated one as interpreted
+    Python.
+    """
+
     scores: dict[str, float]
     alerts: list[dict[str, Any]]
+
+    def __init__(self, scores: dict[str, float], alerts: list[dict[str, Any]]) -> None:
+        self.scores = scores
+        self.alerts = alerts
 
 
 def severity(score: float) -> str:
