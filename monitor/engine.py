@@ -26,6 +26,8 @@ class Engine:
     def __init__(self, settings: Settings) -> None:
         self.partitions = settings.kafka.partitions
         self.shards = [Shard(i, settings) for i in range(self.partitions)]
+        for shard in self.shards:
+            shard.prepare()
         self.timer: Callable[[View, float], None] | None = None
         """Called with each view and the seconds its shard took (``fraudmon cost``)."""
 

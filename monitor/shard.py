@@ -124,6 +124,12 @@ class Shard:
         self.last_drift_ts: float | None = None
         self.job: SnapshotJob | None = None  # a snapshot in progress (see begin_snapshot)
 
+    def prepare(self) -> None:
+        """Build now what the first events would build (the anomaly models' trees), so a
+        new or restored shard takes its first views at full speed."""
+        for model in self.models.values():
+            model.build()
+
     def process(self, view: View, event: Event, offset: int | None = None) -> Outcome | None:
         """Fold one view into the shard; ``None`` when it was already applied."""
         if offset is not None:

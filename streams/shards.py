@@ -130,8 +130,7 @@ class ShardManager:
         if shard is None:
             if self.changelog is not None:
                 raise CheckpointError(f"shard {shard_id} is used before it was restored")
-            shard = self.shards[shard_id] = self._from_file(shard_id) or Shard(shard_id,
-                                                                               self.settings)
+            shard = self.shards[shard_id] = self._from_file(shard_id) or self._new(shard_id)
         return shard
 
     async def ensure(self, shard_id: int) -> Shard:
@@ -158,8 +157,10 @@ class ShardManager:
             raise unreadable
         if remote is not None and (local is None or remote.applied_offset > local.applied_offset):
             shard = await asyncio.to_thread(self._restored, shard_id, remote.data, "changelog")
+        elif local is not None:
+            shard = local
         else:
-            shard = local or Shard(shard_id, self.settings)
+            shard = await asyncio.to_thread(self._new, shard_id)
         self.shards.setdefault(shard_id, shard)
         return self.shards[shard_id]
 
@@ -167,9 +168,15 @@ class ShardManager:
         data = self.store.load(shard_id)
         return None if data is None else self._restored(shard_id, data, "file")
 
+    def _new(self, shard_id: int) -> Shard:
+        shard = Shard(shard_id, self.settings)
+        shard.prepare()
+        return shard
+
     def _restored(self, shard_id: int, data: bytes, source: str) -> Shard:
         shard = Shard(shard_id, self.settings)
         shard.restore(data)
+        shard.prepare()
         logger.info("shard %d restored from its %s at offset %d (%d entities)", shard_id,
                     source, shard.applied_offset, len(shard.entities))
         return shard

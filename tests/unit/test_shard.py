@@ -405,3 +405,16 @@ def test_evicted_state_survives_a_checkpoint() -> None:
     assert sorted(copy.entities) == ["account:r", "account:s"]
     assert copy.evicted == 2
     assert copy.watermark == pytest.approx(T0.timestamp() + 2 * DAY)
+
+
+def test_a_prepared_shard_decides_and_learns_as_one_that_builds_its_trees_on_the_way(
+        settings: Settings, log: Log) -> None:
+    """``prepare`` builds the anomaly trees River would build on the first event learned."""
+    lazy, prepared = Shard(0, settings), Shard(0, settings)
+    prepared.prepare()
+    assert all(model.model.trees for model in prepared.models.values())
+    assert not any(model.model.trees for model in lazy.models.values())
+    assert [stripped(o) for o in feed(prepared, log)] == [stripped(o) for o in feed(lazy, log)]
+    for name, model in prepared.models.items():
+        assert model.learned > 0
+        assert pickle.dumps(model) == pickle.dumps(lazy.models[name])

@@ -93,3 +93,17 @@ def test_the_stalest_dirty_shards_come_first(tmp_path: Path) -> None:
     manager.snapshot([1, 2])
     assert manager.stalest({0, 1, 2}, 1) == [0]
     assert manager.stalest({1, 2}, 1) == []
+
+
+async def test_shards_are_prepared_before_their_first_view_new_or_restored(
+        tmp_path: Path) -> None:
+    """A worker's first batch does not build the anomaly models' trees (``Shard.prepare``)."""
+    store = FileCheckpointStore(tmp_path)
+    manager = ShardManager(make_settings(), store)
+    new = await manager.ensure(1)
+    assert all(model._flat is not None for model in new.models.values())
+    _fold(manager, 1, 10)
+    await manager.save(manager.snapshot())
+    restored = await ShardManager(make_settings(), store).ensure(1)
+    assert restored.applied_offset == 9
+    assert all(model._flat is not None for model in restored.models.values())
