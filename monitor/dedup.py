@@ -37,9 +37,10 @@ class DedupWindow:
         if self.size <= 0:
             return True
         members = self.members
-        if token in members:
+        known = len(members)
+        members.add(token)  # one probe of the set, where a test and an add took two
+        if len(members) == known:
             return False
-        members.add(token)
         ring = self.ring
         if len(ring) < self.size:
             ring.append(token)
