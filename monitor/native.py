@@ -65,6 +65,7 @@ MODULES: tuple[str, ...] = (
     "monitor.shard",
     "monitor.engine",
     "monitor.replay",
+    "monitor.folding",
 )
 """Compiled modules. Each must type-check under mypy strict, and its pickled classes
 must use :mod:`monitor.slotstate` so checkpoints read the same either way."""

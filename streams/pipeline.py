@@ -44,6 +44,7 @@ import logging
 import time
 from collections import Counter
 from itertools import islice
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -52,8 +53,9 @@ from aiokafka.errors import KafkaError
 
 from monitor import envelope, events
 from monitor.errors import CheckpointError, InvalidEvent
+from monitor.folding import FOLDED, ROUND_TRIP, Folder, Group, Ingested
 from monitor.records import dead_letter
-from monitor.routing import placements, shard_of
+from monitor.routing import placements
 from streams.lookup import InputLookup, Place
 from streams.outputs import Outputs, settle
 from streams.topics import kind_by_topic
@@ -68,7 +70,7 @@ if TYPE_CHECKING:
     from monitor.events import Event
     from monitor.metrics import Metrics
     from monitor.routing import View
-    from monitor.shard import Outcome, Shard
+    from monitor.shard import Shard
     from streams.shards import Begun, ShardManager, Snapshot
 
 logger = logging.getLogger(__name__)
@@ -111,14 +113,10 @@ DECODED_LIMIT = 4 * INGEST_AHEAD
 #: INGEST_AHEAD for all shards, ingest paused in 43 % of batches for the round trip
 #: through the broker alone.
 FOLDED_AHEAD = 2 * INGEST_AHEAD
-#: Bytes one fetch may bring of one partition: a routed group can be 192 KiB, and at
-#: Kafka's 1 MiB default the read-back of the worker's own groups fell behind.
+#: Bytes one fetch may bring of one partition: a routed group can be 192 KiB (at most
+#: ``GROUP_BYTES``, :mod:`monitor.folding`), and at Kafka's 1 MiB default the read-back
+#: of the worker's own groups fell behind.
 PARTITION_FETCH_BYTES = 4 << 20
-#: A routed record groups the views one handled batch sends a shard, in order
-#: (:func:`monitor.envelope.encode_group`), up to this many views or bytes: far below the
-#: producer's 256 KiB batches, so a group always fits a batch of its own.
-GROUP_VIEWS = 256
-GROUP_BYTES = 192 * 1024
 #: Share of wall time timer checkpoints may spend pickling: after a snapshot whose header
 #: and slices took ``p`` seconds in all, the next one is due ``p / SNAPSHOT_SHARE``
 #: seconds later. Processing waits only for the header and one slice at a time now, but
@@ -138,36 +136,8 @@ SNAPSHOT_SHARE = 0.03
 SLICE_REST = 3.0
 
 
-def _appended(record: ConsumerRecord[bytes, bytes]) -> int:
-    stamp: int = record.timestamp
-    return stamp
-
-
-def _event_time(item: tuple[Event, float, bytes, Place]) -> float:
-    return item[0].ts
-
-
-#: What becomes of a group once it is read back (see :class:`_Group`).
-FOREIGN, ROUND_TRIP, FOLDED = 0, 1, 2
-
-
-class _Group:
-    """The views one handled batch routes to one shard, not yet produced.
-
-    ``mode`` says what the worker does when it reads the record back: ``FOREIGN`` (a
-    shard it does not own: never read back here), ``ROUND_TRIP`` (fold it then; the
-    decoded views wait in ``Pipeline.decoded``), ``FOLDED`` (folded when routed: skip
-    it). A view of another mode than the open group's closes the group, so the order
-    of the shard's views is the order of the records.
-    """
-
-    __slots__ = ("envelopes", "mode", "size", "views")
-
-    def __init__(self, mode: int) -> None:
-        self.mode = mode
-        self.envelopes: list[bytes] = []
-        self.views: list[tuple[View, Event, float | None]] = []
-        self.size = 0
+_appended = attrgetter("timestamp")  # a consumer record's Kafka time (ms)
+_event_time = itemgetter(0)  # an ingested event's own time
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -197,9 +167,11 @@ class Pipeline:
         self.max_bytes = settings.processing.max_event_bytes
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
-        self.owned: set[int] = set()
+        # Routes and folds each view (monitor.folding); it keeps the owned and broken
+        # shards (see the properties below), the open groups and whether caught up.
+        self.folder = Folder(self.partitions, manager.shards,
+                             settings.processing.dedup_window > 0, self.decisions_topic, self)
         self.routed_partitions: list[TopicPartition] = []  # those of the owned shards
-        self.broken: set[int] = set()          # shards whose checkpoint cannot be read
         self.ingested: dict[TopicPartition, int] = {}   # input tp -> next offset, sent
         self.committed: dict[TopicPartition, int] = {}
         self.durable: dict[TopicPartition, int] = {}    # safe to commit, not yet committed
@@ -213,9 +185,7 @@ class Pipeline:
         self.folded_views: dict[int, int] = {}  # shard -> views folded here, not read back
         # At most a quarter of a shard's dedup window in flight (see FOLDED_AHEAD).
         self.folded_limit = max(1, min(FOLDED_AHEAD, settings.processing.dedup_window // 4))
-        self.groups: dict[int, _Group] = {}  # shard -> the open group of the batch in hand
-        self.fold_here = settings.processing.dedup_window > 0
-        self.caught_up = False  # owned routed partitions read to their end since assigned
+        self.fold_here = self.folder.fold_here
         self.drift_reported: dict[int, dict[str, int]] = {}  # shard -> detections counted
         self.ingest_paused = False
         self.snapshot_due = 0.0  # monotonic time of the next timer snapshot
@@ -227,6 +197,29 @@ class Pipeline:
         self.task: asyncio.Task[None] | None = None
         self.on_crash: Callable[[BaseException], Coroutine[Any, Any, None]] | None = None
         self._crashing: asyncio.Task[None] | None = None
+
+    @property
+    def owned(self) -> set[int]:
+        """The shards (routed partitions) assigned to this worker."""
+        return self.folder.owned
+
+    @owned.setter
+    def owned(self, shards: set[int]) -> None:
+        self.folder.owned = shards
+
+    @property
+    def broken(self) -> set[int]:
+        """Owned shards whose checkpoint cannot be read: not consumed."""
+        return self.folder.broken
+
+    @property
+    def caught_up(self) -> bool:
+        """Whether the owned routed partitions were read to their end since assigned."""
+        return self.folder.caught_up
+
+    @caught_up.setter
+    def caught_up(self, value: bool) -> None:
+        self.folder.caught_up = value
 
     # lifecycle -------------------------------------------------------------------
 
@@ -422,12 +415,12 @@ class Pipeline:
         """
         assert self.outputs is not None  # noqa: S101 - started
         parse, kinds = events.parse, self.kinds
-        partitions, max_bytes = self.partitions, self.max_bytes
+        max_bytes = self.max_bytes
         valid: Counter[str] = Counter()
         dead: Counter[str] = Counter()
         lists = list(batch.values())
         ordered = lists[0] if len(lists) == 1 else heapq.merge(*lists, key=_appended)
-        parsed_events: list[tuple[Event, float, bytes, Place]] = []
+        parsed_events: list[Ingested] = []
         for record in ordered:
             kind = kinds[record.topic]
             try:
@@ -441,13 +434,10 @@ class Pipeline:
                 dead[kind] += 1
                 continue
             valid[kind] += 1
-            parsed_events.append((parsed, record.timestamp / 1000, record.value,
+            parsed_events.append((parsed.ts, parsed, record.timestamp / 1000, record.value,
                                   (record.topic, record.partition, record.offset)))
         parsed_events.sort(key=_event_time)
-        route = self._route
-        for parsed, arrived, source, origin in parsed_events:
-            for view, shard in placements(parsed, partitions):
-                route(shard, view, parsed, arrived, source, origin)
+        self.folder.route_events(parsed_events)
         for tp, records in batch.items():
             self.ingested[tp] = records[-1].offset + 1
         for kind, count in valid.items():
@@ -460,39 +450,12 @@ class Pipeline:
     def _route(self, shard_id: int, view: View, parsed: Event, arrived: float | None,
                source: bytes | None, origin: Place | None = None, *,
                onward: bool = False) -> None:
-        """Send a view to its shard's log (in the batch's group) and, when this worker
-        owns the shard and may fold here, fold it now (see "Folding here"). ``source``
-        and ``origin``: the input message's value and place, when this worker ingested
-        the event; a view folded here is then logged as a reference to that place
-        (``onward``: a view a shard derived, not one of the event's own)."""
-        shard = None
-        if shard_id not in self.owned or shard_id in self.broken:
-            mode = FOREIGN
-        elif self.fold_here and self.caught_up and (
-                shard := self.manager.shards.get(shard_id)) is not None:
-            mode = FOLDED
-        else:
-            mode = ROUND_TRIP  # not folding here yet, or not restored yet
-        if mode == FOLDED and origin is not None:
-            value = envelope.encode_reference(parsed, view, *origin, onward=onward)
-        else:
-            value = envelope.encode(view, parsed, arrived, source)
-        group = self.groups.get(shard_id)
-        if group is None or group.mode != mode or len(group.envelopes) >= GROUP_VIEWS or (
-                group.size + len(value) > GROUP_BYTES):
-            if group is not None:
-                self._flush(shard_id, group)
-            group = self.groups[shard_id] = _Group(mode)
-            if shard is not None:  # folded ahead of its routed offset (a group at a time)
-                self.manager.touch(shard_id)
-        group.envelopes.append(value)
-        if mode == ROUND_TRIP:  # folded when read back (FOLDED: now; FOREIGN: elsewhere)
-            group.views.append((view, parsed, arrived))
-        group.size += len(value) + 1
-        if shard is not None:
-            self._apply(shard, view, parsed, arrived, source, origin, None)
+        """Send a view to its shard's log and fold it here when this worker may (see
+        "Folding here" and :meth:`monitor.folding.Folder.route`)."""
+        self.folder.route(shard_id, view, parsed, arrived, source, origin, onward)
 
-    def _flush(self, shard_id: int, group: _Group) -> None:
+    def flush(self, shard_id: int, group: Group) -> None:
+        """Produce ``group`` for ``shard_id``; remember it if it comes back here."""
         assert self.outputs is not None  # noqa: S101 - started
         value = envelope.encode_group(group.envelopes)
         self.outputs.add(self.routed, None, value, shard_id)
@@ -505,9 +468,8 @@ class Pipeline:
 
     def _flush_groups(self) -> None:
         """Produce the open groups (at the end of each handled batch, before the send)."""
-        groups, self.groups = self.groups, {}
-        for shard_id, group in groups.items():
-            self._flush(shard_id, group)
+        for shard_id, group in self.folder.take_groups().items():
+            self.flush(shard_id, group)
 
     def _forget(self) -> None:
         """Drop the groups waiting to be read back here (they never will be, or their
@@ -699,41 +661,26 @@ class Pipeline:
 
     def _apply(self, shard: Shard, view: View, parsed: Event, arrived: float | None,
                source: bytes | None, origin: Place | None, offset: int | None) -> None:
-        """Fold one view into ``shard`` and emit what it produced; a view our own code
-        fails on is dead-lettered (as an envelope; ``offset``: that of the routed record
-        it was read in), not the stream."""
-        try:
-            outcome = shard.process(view, parsed)
-        except Exception as exc:  # a bug must not stop the stream
-            logger.exception("folding a view for shard %d failed", shard.shard_id)
-            assert self.outputs is not None  # noqa: S101 - started
-            self.outputs.add(self.dead_topic, view.key.encode(), orjson.dumps(dead_letter(
-                envelope.encode(view, parsed, arrived, source),
-                self.routed, shard.shard_id, offset,
-                "internal error while scoring: " + type(exc).__name__)))
-            return
-        if outcome is not None:
-            self._emit(outcome, view, parsed, arrived, source, origin)
+        """Fold one view into ``shard`` and emit what it produced
+        (:meth:`monitor.folding.Folder.apply`)."""
+        self.folder.apply(shard, view, parsed, arrived, source, origin, offset)
 
-    def _emit(self, outcome: Outcome, view: View, parsed: Event,
-              arrived: float | None, source: bytes | None, origin: Place | None) -> None:
-        """Send what a fold produced: onward views, the decision, alerts."""
+    def fold_failed(self, shard: Shard, view: View, parsed: Event, arrived: float | None,
+                    source: bytes | None, offset: int | None, exc: Exception) -> None:
+        """A view our own code failed on: logged, and dead-lettered as an envelope
+        (``offset``: that of the routed record it was read in), not the stream."""
+        logger.error("folding a view for shard %d failed", shard.shard_id, exc_info=exc)
         assert self.outputs is not None  # noqa: S101 - started
-        send, metrics = self.outputs.add, self.metrics
-        # Onward views first: in the routed log they then precede anything caused by
-        # later events, as in replay (monitor.engine).
-        for onward in outcome.forwards:
-            self._route(shard_of(onward, self.partitions), onward, parsed, arrived, source,
-                        origin, onward=True)
-        if outcome.decision is not None:
-            send(self.decisions_topic, parsed.event_id.encode(),
-                 orjson.dumps(outcome.decision))
-            metrics.decided(parsed.kind, outcome.decision["scores"], arrived, parsed.ts,
-                            time.time())
-        for alert in outcome.alerts:
-            send(self.alerts_topic, view.key.encode(), orjson.dumps(alert))
-            metrics.alert(alert["pattern"], alert["severity"])
-            self.store.put(alert, parsed.ts)
+        self.outputs.add(self.dead_topic, view.key.encode(), orjson.dumps(dead_letter(
+            envelope.encode(view, parsed, arrived, source), self.routed, shard.shard_id,
+            offset, "internal error while scoring: " + type(exc).__name__)))
+
+    def alerted(self, view: View, parsed: Event, alert: dict[str, Any]) -> None:
+        """Send an alert a fold raised, count it and keep it for the HTTP API."""
+        assert self.outputs is not None  # noqa: S101 - started
+        self.outputs.add(self.alerts_topic, view.key.encode(), orjson.dumps(alert))
+        self.metrics.alert(alert["pattern"], alert["severity"])
+        self.store.put(alert, parsed.ts)
 
     def _report_drift(self) -> None:
         """Count the drift detections the owned shards made since the last batch."""

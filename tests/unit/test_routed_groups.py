@@ -17,10 +17,11 @@ from monitor.alertstore import AlertStore
 from monitor.checkpoint import FileCheckpointStore
 from monitor.config import Settings
 from monitor.events import Event, from_dict
+from monitor.folding import GROUP_VIEWS
 from monitor.metrics import Metrics
 from monitor.routing import View, views
 from monitor.shard import Shard
-from streams.pipeline import GROUP_VIEWS, Pipeline
+from streams.pipeline import Pipeline
 from streams.shards import ShardManager
 
 
@@ -152,6 +153,24 @@ async def test_a_bad_view_in_a_group_read_back_is_dead_lettered_alone(tmp_path: 
     letters = [orjson.loads(v) for name, _, v in outputs.records if name == line.dead_topic]
     assert len(letters) == 1 and letters[0]["source"]["offset"] == 9
     assert "not a routed envelope" in letters[0]["reason"]
+
+
+def test_a_view_our_code_fails_on_is_dead_lettered_and_the_stream_goes_on(
+        tmp_path: Path) -> None:
+    line, outputs = pipeline(tmp_path)
+    broken, fine = payment(1), payment(2)
+    shard = line.manager.shards[0]
+    shard.entities[f"account:{broken.payer}"] = "not a state"  # type: ignore[assignment]
+    line._route(0, first_view(broken), broken, 1.5, None)
+    line._route(0, first_view(fine), fine, 1.5, None)
+    letters = [orjson.loads(v) for name, _, v in outputs.records if name == line.dead_topic]
+    assert len(letters) == 1
+    assert letters[0]["reason"].startswith("internal error while scoring: ")
+    assert letters[0]["source"] == {"topic": line.routed, "partition": 0, "offset": None}
+    assert envelope.decode_group(b"[" + letters[0]["original"].encode() + b"]") == [
+        (first_view(broken), broken, 1.5)]
+    decisions = [v for name, _, v in outputs.records if name == line.decisions_topic]
+    assert [orjson.loads(v)["event_id"] for v in decisions] == [fine.event_id]
 
 
 class Lookup:
