@@ -21,6 +21,7 @@ from monitor import envelope
 from monitor.events import Event
 from monitor.routing import View, placements, shard_of
 from monitor.shard import Outcome, Shard
+from monitor.tally import DecisionTally
 
 #: What becomes of a group once it is read back (see :class:`Group`).
 FOREIGN: Final = 0
@@ -62,10 +63,10 @@ class Folder:
 
     ``shards`` is the shard manager's dict of restored shards; ``owned`` and ``broken``
     (shards whose checkpoint cannot be read) and ``caught_up`` are kept by the pipeline.
-    The sink has ``outputs.add(topic, key, value[, partition])``,
-    ``metrics.decided(...)``, ``manager.touch(shard_id)``, ``flush(shard_id, group)``,
-    ``alerted(view, event, alert)`` and ``fold_failed(shard, view, event, arrived,
-    source, offset, exc)``.
+    The sink has ``outputs.add(topic, key, value[, partition])``, ``metrics.tally`` (a
+    :class:`~monitor.tally.DecisionTally`), ``manager.touch(shard_id)``,
+    ``flush(shard_id, group)``, ``alerted(view, event, alert)`` and
+    ``fold_failed(shard, view, event, arrived, source, offset, exc)``.
     """
 
     def __init__(self, partitions: int, shards: dict[int, Shard], fold_here: bool,
@@ -79,6 +80,7 @@ class Folder:
         self.broken: set[int] = set()
         self.caught_up = False  # owned routed partitions read to their end since assigned
         self.groups: dict[int, Group] = {}  # shard -> the open group of the batch in hand
+        self.tally: DecisionTally = sink.metrics.tally
 
     def route_events(self, ingested: list[Ingested]) -> None:
         """Route every view of each event, in order (see :meth:`route`)."""
@@ -155,7 +157,6 @@ class Folder:
         if decision is not None:
             sink.outputs.add(self.decisions_topic, event.event_id.encode(),
                              orjson.dumps(decision))
-            sink.metrics.decided(event.kind, decision["scores"], arrived, event.ts,
-                                 time.time())
+            self.tally.decided(event.kind, decision["scores"], arrived, event.ts, time.time())
         for alert in outcome.alerts:
             sink.alerted(view, event, alert)

@@ -12,7 +12,6 @@ rebalance instead of being double counted.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate
 from typing import TYPE_CHECKING
@@ -30,6 +29,7 @@ from prometheus_client.utils import floatToGoString
 from monitor.events import INPUT_KINDS
 from monitor.patterns import PATTERNS, SEVERITIES
 from monitor.quality import merge as merge_quality
+from monitor.tally import DecisionTally, Series
 
 if TYPE_CHECKING:
     from monitor.shard import Shard
@@ -96,36 +96,17 @@ class ShardStateCollector(Collector):
         yield from figures.values()
 
 
-class Series:
-    """One histogram series as plain per-bucket counts: an observation is a bisect and
-    two additions, where a ``prometheus_client`` histogram takes a lock and walks its
-    buckets in Python (about a microsecond, five times per decision)."""
-
-    __slots__ = ("bounds", "counts", "sum")
-
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
-        self.sum = 0.0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.bounds, value)] += 1  # le: the first bound >= value
-        self.sum += value
-
-
 class DecisionCounter(Collector):
-    """A counter incremented on every decision, on the worker's event loop thread: a plain
+    """The decisions a :class:`~monitor.tally.DecisionTally` counted, as a counter: a plain
     integer, where a ``prometheus_client`` counter takes a lock (about a microsecond)."""
 
-    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
-        self.name, self.documentation, self.value = name, documentation, 0
+    def __init__(self, name: str, documentation: str, registry: CollectorRegistry,
+                 tally: DecisionTally) -> None:
+        self.name, self.documentation, self.tally = name, documentation, tally
         registry.register(self)
 
-    def inc(self) -> None:
-        self.value += 1
-
     def collect(self) -> Iterator[Metric]:
-        yield CounterMetricFamily(self.name, self.documentation, value=self.value)
+        yield CounterMetricFamily(self.name, self.documentation, value=self.tally.decisions)
 
     def describe(self) -> Iterator[Metric]:
         yield CounterMetricFamily(self.name, self.documentation)
@@ -180,8 +161,6 @@ class Metrics:
         self.events_consumed = Counter(
             "events_consumed", "Input events consumed, by input topic kind and outcome.",
             ["topic", "outcome"], namespace=ns, registry=r)
-        self.decisions = DecisionCounter(
-            f"{ns}_decisions", "Decisions emitted (one per valid input event).", r)
         self.alerts = Counter(
             "alerts", "Alerts emitted, by pattern and severity.", ["pattern", "severity"],
             namespace=ns, registry=r)
@@ -227,6 +206,11 @@ class Metrics:
                                for p in PATTERNS for s in SEVERITIES}
         self.lag_children = {kind: self.event_time_lag.child(kind) for kind in INPUT_KINDS}
         self.score_children = {name: self.scores.child(name) for name in SCORE_NAMES}
+        # Every decision is observed here, compiled (monitor.tally), and scraped above.
+        self.tally = DecisionTally(self.decision_latency, self.lag_children,
+                                   self.score_children)
+        self.decisions = DecisionCounter(
+            f"{ns}_decisions", "Decisions emitted (one per valid input event).", r, self.tally)
         self.drift_children = {family: self.drift_detections.labels(family)
                                for family in families}
 
@@ -272,17 +256,9 @@ class Metrics:
 
     def decided(self, kind: str, scores: dict[str, float], arrived: float | None,
                 event_ts: float, now: float) -> None:
-        """One decision: its latency since arrival, event-time lag and scores."""
-        self.decisions.inc()
-        if arrived is not None:
-            self.decision_latency.observe(max(0.0, now - arrived))
-        lag = self.lag_children.get(kind)
-        if lag is not None:
-            lag.observe(max(0.0, now - event_ts))
-        for name, score in scores.items():
-            child = self.score_children.get(name)
-            if child is not None:
-                child.observe(score)
+        """One decision: its latency since arrival, event-time lag and scores
+        (:meth:`monitor.tally.DecisionTally.decided`)."""
+        self.tally.decided(kind, scores, arrived, event_ts, now)
 
     def drifted(self, family: str, detections: int) -> None:
         child = self.drift_children.get(family)

@@ -65,6 +65,8 @@ MODULES: tuple[str, ...] = (
     "monitor.shard",
     "monitor.engine",
     "monitor.replay",
+    "monitor.envelope",
+    "monitor.tally",
     "monitor.folding",
 )
 """Compiled modules. Each must type-check under mypy strict, and its pickled classes
