@@ -5,7 +5,8 @@ Builds ``entities`` account entities through a real :class:`~monitor.engine.Engi
 entity ends idle with one event), then reports what the shards hold per entity:
 traced Python allocations (``tracemalloc``) with the per-shard dedup window and the
 decision memory set aside (both are bounded per shard, not per entity), and the
-pickled checkpoint bytes.
+pickled checkpoint bytes. The shards' models are built before the count starts: they
+are per shard too (:meth:`monitor.shard.Shard.prepare`).
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ def measure(settings: Settings, entities: int) -> StateSize:
     gc.collect()
     tracemalloc.start()
     try:
+        engine = Engine(settings)  # its shards' models built: not per entity
         base = tracemalloc.get_traced_memory()[0]
-        engine = Engine(settings)
         for number in range(entities // 2):
             ts = _START + number * 3600.0 / 50
             text = f"{number:09d}"
