@@ -131,6 +131,23 @@ class Folder:
         self.groups = {}
         return groups
 
+    def fold_views(self, shard: Shard, views: list[tuple[View, Event, float | None]],
+                   offset: int) -> None:
+        """Fold the views of a routed record read back (at ``offset``), in order."""
+        for view, event, arrived in views:
+            self.apply(shard, view, event, arrived, None, None, offset)
+
+    def fold_group(self, shard: Shard, items: list[envelope.Decoded], offset: int) -> bool:
+        """Fold a decoded group read back (at ``offset``) if it holds views only; False,
+        folding nothing, if it holds a reference (the pipeline resolves those)."""
+        views: list[tuple[View, Event, float | None]] = []
+        for item in items:
+            if isinstance(item, envelope.Reference):
+                return False
+            views.append(item)
+        self.fold_views(shard, views, offset)
+        return True
+
     def apply(self, shard: Shard, view: View, event: Event, arrived: float | None,
               source: bytes | None, origin: Place | None, offset: int | None) -> None:
         """Fold one view into ``shard`` and emit what it produced; a view our own code

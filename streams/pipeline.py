@@ -564,8 +564,7 @@ class Pipeline:
             if record.offset <= shard.applied_offset:
                 continue  # already in the state restored
             if group is not None:
-                for view, parsed, arrived in group:
-                    self._apply(shard, view, parsed, arrived, None, None, record.offset)
+                self.folder.fold_views(shard, group, record.offset)
             else:
                 read = reads.get(index)
                 if read is None:  # the same group twice in a batch: cached only once
@@ -580,9 +579,11 @@ class Pipeline:
                     continue
                 for item, reason in invalid:  # the rest of the group is still folded
                     self._dead_letter(record, reason, item)
-                for view, parsed, arrived, source, origin in self._resolved(
-                        record, items, found, asked):
-                    self._apply(shard, view, parsed, arrived, source, origin, record.offset)
+                if not self.folder.fold_group(shard, items, record.offset):  # references
+                    for view, parsed, arrived, source, origin in self._resolved(
+                            record, items, found, asked):
+                        self._apply(shard, view, parsed, arrived, source, origin,
+                                    record.offset)
             shard.applied_offset = record.offset
         self.manager.advance(shard_id, records[-1].offset + 1)
 

@@ -235,6 +235,22 @@ async def test_a_reference_read_back_is_folded_from_its_input_message(tmp_path: 
     assert payee is not None
 
 
+async def test_a_group_of_views_and_references_is_folded_in_its_order(tmp_path: Path) -> None:
+    # An onward view of an event read back is logged whole, beside references.
+    line, outputs = pipeline(tmp_path)
+    plain = payment(7)
+    event, source, place = ingested(line, 8)
+    line.lookup = Lookup({place: source})  # type: ignore[assignment]
+    value = envelope.encode_group([envelope.encode(first_view(plain), plain),
+                                   envelope.encode_reference(event, first_view(event), *place)])
+    await line._score(TopicPartition(line.routed, 0), [record(line.routed, 0, 3, value)])
+    decisions = [orjson.loads(v)["event_id"] for name, _, v in outputs.records
+                 if name == line.decisions_topic]
+    assert decisions == [plain.event_id, event.event_id]
+    shard = line.manager.shards[0]
+    assert shard.processed == 2 and shard.applied_offset == 3
+
+
 async def test_a_reference_to_a_message_gone_is_dead_lettered_alone(tmp_path: Path) -> None:
     line, outputs = pipeline(tmp_path)
     (gone, _, gone_place), (kept, source, kept_place) = ingested(line, 1), ingested(line, 2)
