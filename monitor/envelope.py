@@ -146,14 +146,15 @@ def _reference(data: list[Any]) -> Reference:
     if len(data) not in (5, 8):
         raise InvalidEvent(f"not a routed reference: {len(data)} fields")
     event_id, role, topic, partition, offset = data[:5]
+    # Types first: a compiled build checks them at each call (a TypeError, not a reason).
+    if not all(isinstance(text, str) for text in (event_id, role, topic)):
+        raise InvalidEvent("not a routed reference: ids, role and topic must be strings")
     view = None
     if len(data) == 8:
         entity_type, entity, primary = data[5:]
         if not (isinstance(entity_type, str) and isinstance(entity, str)):
             raise InvalidEvent("not a routed reference: entity type and id must be strings")
         view = View(role, entity_type, entity, bool(primary))
-    if not all(isinstance(text, str) for text in (event_id, role, topic)):
-        raise InvalidEvent("not a routed reference: ids, role and topic must be strings")
     if not all(isinstance(number, int) and not isinstance(number, bool) and number >= 0
                for number in (partition, offset)):
         raise InvalidEvent("not a routed reference: partition and offset must be integers")
@@ -171,12 +172,15 @@ def decode_with_arrival(payload: bytes) -> tuple[View, Event, float | None]:
 
 def _decoded(data: Any) -> tuple[View, Event, float | None]:
     try:
-        view = View(data["role"], data["entity_type"], data["entity"], bool(data["primary"]))
-        kind = data["kind"]
-        value = data["value"]
+        role, entity_type, entity = data["role"], data["entity_type"], data["entity"]
+        primary, kind, value = data["primary"], data["kind"], data["value"]
         arrived = data.get("arrived")
     except (KeyError, TypeError, AttributeError) as exc:
         raise InvalidEvent(f"not a routed envelope: {exc}") from exc
+    # Types first: a compiled build checks them at each call (a TypeError, not a reason).
+    if not all(isinstance(text, str) for text in (role, entity_type, entity, kind)):
+        raise InvalidEvent("not a routed envelope: kind, role and entity must be strings")
+    view = View(role, entity_type, entity, bool(primary))
     if isinstance(arrived, bool) or not isinstance(arrived, int | float):
         arrived = None
     return view, from_dict(kind, value), arrived

@@ -1,11 +1,15 @@
 """The hot path compiled to C with mypyc, and the guard that never runs it stale.
 
 The per-event code (entity state, windows, sketch, routing, shard, policy, scoring, the
-replay loop) is plain, strictly typed Python. ``fraudmon native build`` (run by ``make``)
+replay loop, the worker's per-view loop, routed envelopes, per-decision metric counts)
+is plain, strictly typed Python. ``fraudmon native build`` (run by ``make``)
 compiles those modules with mypyc into extension modules next to their sources; the
 import system then prefers them to the ``.py`` files, for about twice the throughput.
 Behaviour is the same: the suite runs against the compiled build, and a test replays
-the same traffic with and without it and compares every decision.
+the same traffic with and without it and compares every decision. One difference to
+keep in mind: a compiled function checks its arguments' types at run time, so a value
+the annotations do not allow raises ``TypeError`` where the source might have gone on;
+code that reads untrusted input checks types before it passes them on.
 
 A build records the SHA-256 of every source it compiled. When ``monitor`` is imported,
 :func:`install_guard` compares them with the sources on disk: if any changed since (or

@@ -39,6 +39,16 @@ def test_what_is_not_an_envelope_is_invalid(payload: bytes) -> None:
         envelope.decode_with_arrival(payload)
 
 
+@pytest.mark.parametrize("field", ["kind", "role", "entity_type", "entity"])
+def test_an_envelope_field_of_the_wrong_type_is_invalid_not_an_error(field: str) -> None:
+    # Compiled, a wrong type at a call raises TypeError: the worker must get a reason.
+    event = from_dict("payments", PAYMENT)
+    payload = orjson.loads(envelope.encode(views(event)[0], event))
+    invalid: list[tuple[bytes, str]] = []
+    assert envelope.decode_group(orjson.dumps([{**payload, field: 5}]), invalid) == []
+    assert "not a routed envelope" in invalid[0][1]
+
+
 def test_a_group_decodes_to_its_views_in_order() -> None:
     first = from_dict("payments", PAYMENT)
     second = from_dict("payments", {**PAYMENT, "event_id": "p-2", "payer": "c"})
@@ -110,6 +120,7 @@ def test_a_reference_round_trips_beside_envelopes_in_order() -> None:
     ["p-1", "payer", "fraudmon.payments", -1, 41],
     ["p-1", "payer", "fraudmon.payments", 3, True],
     ["p-1", 7, "fraudmon.payments", 3, 41],
+    ["p-1", 7, "fraudmon.payments", 3, 41, "lender", "bank-1", False],
     ["p-1", "rollover", "fraudmon.payments", 3, 41, "lender", 9, False]])
 def test_what_is_not_a_reference_is_set_aside(item: list[object]) -> None:
     invalid: list[tuple[bytes, str]] = []
