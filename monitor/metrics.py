@@ -254,12 +254,6 @@ class Metrics:
         if child is not None:
             child.inc()
 
-    def decided(self, kind: str, scores: dict[str, float], arrived: float | None,
-                event_ts: float, now: float) -> None:
-        """One decision: its latency since arrival, event-time lag and scores
-        (:meth:`monitor.tally.DecisionTally.decided`)."""
-        self.tally.decided(kind, scores, arrived, event_ts, now)
-
     def drifted(self, family: str, detections: int) -> None:
         child = self.drift_children.get(family)
         if child is None:

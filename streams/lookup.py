@@ -17,13 +17,12 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from monitor.config import Settings
+from monitor.folding import Place
 
 logger = logging.getLogger(__name__)
 
 #: How long one lookup may take before the messages not found are given up on.
 LOOKUP_SECONDS = 60.0
-Place = tuple[str, int, int]
-"""An input message's topic, partition and offset."""
 
 
 class InputLookup:

@@ -21,7 +21,10 @@ not with the event. Read back here it is skipped; after a restore or a rebalance
 shard's dedup window drops it (a checkpoint can hold folds whose records lie past its
 applied offset), and only a view the restored state lacks (after a crash) is looked up
 in the input topic (:mod:`streams.lookup`). Without a dedup window
-(``processing.dedup_window: 0``) every view goes the round trip.
+(``processing.dedup_window: 0``) every view goes the round trip. The per-view work
+(which group a view goes into, folding it, emitting what the fold produced) is
+:class:`monitor.folding.Folder`, compiled with the hot path; this loop feeds it batches
+and produces what it hands back.
 
 Folding here must not overtake the routed log: after an assignment (a start, a
 restore, a rebalance) a shard's log can hold envelopes it has not folded yet, produced
@@ -53,10 +56,10 @@ from aiokafka.errors import KafkaError
 
 from monitor import envelope, events
 from monitor.errors import CheckpointError, InvalidEvent
-from monitor.folding import FOLDED, ROUND_TRIP, Folder, Group, Ingested
+from monitor.folding import FOLDED, ROUND_TRIP, Folder, Group, Ingested, Place
 from monitor.records import dead_letter
 from monitor.routing import placements
-from streams.lookup import InputLookup, Place
+from streams.lookup import InputLookup
 from streams.outputs import Outputs, settle
 from streams.topics import kind_by_topic
 
@@ -75,13 +78,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Records per ``getmany``: one batch's synchronous work (about 60 us an input record)
+#: Records per ``getmany``: one batch's synchronous work (30-60 us an input record)
 #: stays far below the session timeout, and the loop yields between batches. Under a
 #: backlog, 4,000 ran the 200,000-event bench 1.2x faster than 2,000 (fewer flushes,
 #: sends and polls); at a steady rate a poll returns what arrived, far fewer.
 MAX_BATCH = 4_000
 #: Routed records a batch takes ahead of input records (:meth:`Pipeline._poll`): a
-#: record is a group of up to GROUP_VIEWS views, and a batch of input routes about 50.
+#: record is a group of up to ``monitor.folding.GROUP_VIEWS`` views, and a batch of
+#: input routes about 50.
 ROUTED_BATCH = 64
 POLL_MS = 100
 #: How long the broker may hold a fetch until it has ``FETCH_MIN_BYTES``. aiokafka leaves
@@ -113,9 +117,9 @@ DECODED_LIMIT = 4 * INGEST_AHEAD
 #: INGEST_AHEAD for all shards, ingest paused in 43 % of batches for the round trip
 #: through the broker alone.
 FOLDED_AHEAD = 2 * INGEST_AHEAD
-#: Bytes one fetch may bring of one partition: a routed group can be 192 KiB (at most
-#: ``GROUP_BYTES``, :mod:`monitor.folding`), and at Kafka's 1 MiB default the read-back
-#: of the worker's own groups fell behind.
+#: Bytes one fetch may bring of one partition: a routed group can be 192 KiB
+#: (``monitor.folding.GROUP_BYTES``), and at Kafka's 1 MiB default the read-back of the
+#: worker's own groups fell behind.
 PARTITION_FETCH_BYTES = 4 << 20
 #: Share of wall time timer checkpoints may spend pickling: after a snapshot whose header
 #: and slices took ``p`` seconds in all, the next one is due ``p / SNAPSHOT_SHARE``
@@ -168,7 +172,9 @@ class Pipeline:
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         # Routes and folds each view (monitor.folding); it keeps the owned and broken
-        # shards (see the properties below), the open groups and whether caught up.
+        # shards, whether it may fold here and whether caught up (see the properties
+        # below) and the open groups. It holds manager.shards and metrics.tally, so
+        # neither is ever replaced.
         self.folder = Folder(self.partitions, manager.shards,
                              settings.processing.dedup_window > 0, self.decisions_topic, self)
         self.routed_partitions: list[TopicPartition] = []  # those of the owned shards
@@ -185,7 +191,6 @@ class Pipeline:
         self.folded_views: dict[int, int] = {}  # shard -> views folded here, not read back
         # At most a quarter of a shard's dedup window in flight (see FOLDED_AHEAD).
         self.folded_limit = max(1, min(FOLDED_AHEAD, settings.processing.dedup_window // 4))
-        self.fold_here = self.folder.fold_here
         self.drift_reported: dict[int, dict[str, int]] = {}  # shard -> detections counted
         self.ingest_paused = False
         self.snapshot_due = 0.0  # monotonic time of the next timer snapshot
@@ -211,6 +216,16 @@ class Pipeline:
     def broken(self) -> set[int]:
         """Owned shards whose checkpoint cannot be read: not consumed."""
         return self.folder.broken
+
+    @property
+    def fold_here(self) -> bool:
+        """Whether views of owned shards may be folded where they are routed (a dedup
+        window drops them when read back)."""
+        return self.folder.fold_here
+
+    @fold_here.setter
+    def fold_here(self, value: bool) -> None:
+        self.folder.fold_here = value
 
     @property
     def caught_up(self) -> bool:
@@ -446,13 +461,6 @@ class Pipeline:
             self.metrics.dead_lettered[kind].inc(count)
 
     # routing ---------------------------------------------------------------------
-
-    def _route(self, shard_id: int, view: View, parsed: Event, arrived: float | None,
-               source: bytes | None, origin: Place | None = None, *,
-               onward: bool = False) -> None:
-        """Send a view to its shard's log and fold it here when this worker may (see
-        "Folding here" and :meth:`monitor.folding.Folder.route`)."""
-        self.folder.route(shard_id, view, parsed, arrived, source, origin, onward)
 
     def flush(self, shard_id: int, group: Group) -> None:
         """Produce ``group`` for ``shard_id``; remember it if it comes back here."""

@@ -28,7 +28,7 @@ def busy_metrics() -> tuple[Metrics, list[Shard]]:
     metrics.watch_shards(lambda: shards)
     metrics.model.info({"model_version": "fm1-test"})
     metrics.valid["payments"].inc()
-    metrics.decided("payments", {"mule_account": 0.4, "anomaly": 0.1, "unknown": 0.9},
+    metrics.tally.decided("payments", {"mule_account": 0.4, "anomaly": 0.1, "unknown": 0.9},
                     arrived=100.0, event_ts=50.0, now=100.03)
     metrics.alert("mule_account", "high")
     metrics.drifted("account", 2)
@@ -55,7 +55,7 @@ def test_a_decision_feeds_latency_lag_and_scores() -> None:
 
 def test_latency_without_an_arrival_time_is_not_observed() -> None:
     metrics = Metrics(CollectorRegistry())
-    metrics.decided("labels", {}, arrived=None, event_ts=0.0, now=10.0)
+    metrics.tally.decided("labels", {}, arrived=None, event_ts=0.0, now=10.0)
     assert value(metrics, "fraudmon_decision_latency_seconds_count") == 0
     assert value(metrics, "fraudmon_decisions_total") == 1
 
@@ -107,7 +107,7 @@ def test_promtool_finds_nothing_wrong() -> None:
 def test_a_decision_histogram_counts_a_value_on_a_bound_in_that_bucket() -> None:
     # Prometheus buckets are "less than or equal": as prometheus_client's own histogram.
     metrics = Metrics(CollectorRegistry())
-    metrics.decided("payments", {"mule_account": 0.5}, arrived=None, event_ts=0.0, now=0.0)
+    metrics.tally.decided("payments", {"mule_account": 0.5}, arrived=None, event_ts=0.0, now=0.0)
     assert value(metrics, "fraudmon_decision_score_bucket", pattern="mule_account",
                  le="0.4") == 0
     assert value(metrics, "fraudmon_decision_score_bucket", pattern="mule_account",

@@ -76,6 +76,12 @@ def record(topic: str, partition: int, offset: int, value: bytes) -> ConsumerRec
     return ConsumerRecord(topic, partition, offset, 0, 0, None, value, None, 0, len(value), ())
 
 
+def route(line: Pipeline, shard_id: int, view: View, event: Event, arrived: float | None,
+          source: bytes | None, origin: tuple[str, int, int] | None = None) -> None:
+    """Route one of the event's own views as ingest does."""
+    line.folder.route(shard_id, view, event, arrived, source, origin, False)
+
+
 def first_view(event: Event) -> View:
     return views(event)[0]
 
@@ -87,7 +93,7 @@ def test_views_go_to_one_group_per_shard_in_order_and_are_folded_only_where_owne
     for number in range(6):
         event = payment(number)
         shard_id = number % 3
-        line._route(shard_id, first_view(event), event, 1.5, None)
+        route(line, shard_id, first_view(event), event, 1.5, None)
         routed[shard_id].append((first_view(event), event, 1.5))
     assert line.manager.shards[0].processed == 2  # folded here, when routed
     assert not outputs.routed(line.routed)  # produced once the batch is handled
@@ -105,7 +111,7 @@ def test_a_group_is_closed_at_its_size_limit(tmp_path: Path) -> None:
     line, outputs = pipeline(tmp_path)
     for number in range(GROUP_VIEWS + 1):
         event = payment(number)
-        line._route(2, first_view(event), event, None, None)
+        route(line, 2, first_view(event), event, None, None)
     line._flush_groups()
     sizes = [len(envelope.decode_group(value)) for _, value in outputs.routed(line.routed)]
     assert sizes == [GROUP_VIEWS, 1]
@@ -115,7 +121,7 @@ async def test_a_group_folded_here_is_skipped_when_read_back(tmp_path: Path) -> 
     line, outputs = pipeline(tmp_path)
     for number in range(3):
         event = payment(number)
-        line._route(0, first_view(event), event, None, None)
+        route(line, 0, first_view(event), event, None, None)
     line._flush_groups()
     shard = line.manager.shards[0]
     (_, value), = outputs.routed(line.routed)
@@ -161,8 +167,8 @@ def test_a_view_our_code_fails_on_is_dead_lettered_and_the_stream_goes_on(
     broken, fine = payment(1), payment(2)
     shard = line.manager.shards[0]
     shard.entities[f"account:{broken.payer}"] = "not a state"  # type: ignore[assignment]
-    line._route(0, first_view(broken), broken, 1.5, None)
-    line._route(0, first_view(fine), fine, 1.5, None)
+    route(line, 0, first_view(broken), broken, 1.5, None)
+    route(line, 0, first_view(fine), fine, 1.5, None)
     letters = [orjson.loads(v) for name, _, v in outputs.records if name == line.dead_topic]
     assert len(letters) == 1
     assert letters[0]["reason"].startswith("internal error while scoring: ")
@@ -199,8 +205,8 @@ def ingested(line: Pipeline, number: int) -> tuple[Event, bytes, tuple[str, int,
 def test_a_view_folded_here_is_logged_as_a_reference_to_its_input(tmp_path: Path) -> None:
     line, outputs = pipeline(tmp_path)
     event, source, place = ingested(line, 1)
-    line._route(0, first_view(event), event, 1.5, source, place)  # owned: folded here
-    line._route(1, first_view(event), event, 1.5, source, place)  # not restored: round trip
+    route(line, 0, first_view(event), event, 1.5, source, place)  # owned: folded here
+    route(line, 1, first_view(event), event, 1.5, source, place)  # not restored: round trip
     line._flush_groups()
     records = dict(outputs.routed(line.routed))
     assert envelope.decode_group(records[0]) == [
