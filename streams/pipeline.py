@@ -597,12 +597,16 @@ class Pipeline:
 
     @staticmethod
     def _read(value: bytes) -> tuple[list[envelope.Decoded] | str, list[tuple[bytes, str]]]:
-        """A routed record's items and those set aside, or why it is not a group."""
+        """A routed record's items and those set aside, or why it is not a group (also
+        when our own decoding fails on it: the record is dead-lettered, not the stream)."""
         invalid: list[tuple[bytes, str]] = []
         try:
             return envelope.decode_group(value, invalid), invalid
         except InvalidEvent as exc:
             return exc.reason, []
+        except Exception as exc:  # a bug must not stop the stream
+            logger.exception("decoding a routed record failed")
+            return f"internal error while decoding: {type(exc).__name__}", []
 
     @staticmethod
     def _unseen(shard: Shard, items: list[envelope.Decoded]) -> list[envelope.Reference]:

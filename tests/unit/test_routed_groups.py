@@ -5,9 +5,11 @@ loop runs against a real broker in tests/integration (live decisions equal repla
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
+import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry
@@ -177,6 +179,27 @@ def test_a_view_our_code_fails_on_is_dead_lettered_and_the_stream_goes_on(
         (first_view(broken), broken, 1.5)]
     decisions = [v for name, _, v in outputs.records if name == line.decisions_topic]
     assert [orjson.loads(v)["event_id"] for v in decisions] == [fine.event_id]
+
+
+async def test_a_record_our_decoding_fails_on_is_dead_lettered_and_the_stream_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    line, outputs = pipeline(tmp_path)
+    good = envelope.encode_group([envelope.encode(first_view(payment(1)), payment(1))])
+
+    def failing(value: bytes, invalid: Any = None) -> list[envelope.Decoded]:
+        if value == b"[1]":
+            raise RuntimeError("a bug")
+        return envelope.decode_group(value, invalid)
+
+    monkeypatch.setattr("streams.pipeline.envelope", SimpleNamespace(
+        decode_group=failing, Reference=envelope.Reference))
+    await line._score(TopicPartition(line.routed, 0), [record(line.routed, 0, 2, b"[1]"),
+                                                      record(line.routed, 0, 3, good)])
+    letters = [orjson.loads(v) for name, _, v in outputs.records if name == line.dead_topic]
+    assert [letter["reason"] for letter in letters] == [
+        "internal error while decoding: RuntimeError"]
+    shard = line.manager.shards[0]
+    assert shard.processed == 1 and shard.applied_offset == 3
 
 
 class Lookup:
