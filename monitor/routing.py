@@ -86,8 +86,8 @@ def entities(event: Event) -> list[dict[str, str]]:
 
 
 _SHARDS: dict[int, dict[str, dict[str, int]]] = {}
-"""Per partition count and entity type, the shard of each recently seen entity id
-(murmur2 is pure Python; keyed by id, the shard key is built only on a miss)."""
+"""Per partition count and entity type, the shard of each recently seen entity id (keyed
+by id, the shard key is built and hashed only on a miss)."""
 _SHARDS_MAX = 1 << 18
 
 
