@@ -61,8 +61,9 @@ class Group:
 class Folder:
     """Routes and folds views for one worker (see the module doc).
 
-    ``shards`` is the shard manager's dict of restored shards; ``owned`` and ``broken``
-    (shards whose checkpoint cannot be read) and ``caught_up`` are kept by the pipeline.
+    ``shards`` is the shard manager's dict of restored shards; ``owned``, ``broken``
+    (shards whose checkpoint cannot be read), ``fold_here`` and ``caught_up`` are set by
+    the pipeline (through its properties of the same names).
     The sink has ``outputs.add(topic, key, value[, partition])``, ``metrics.tally`` (a
     :class:`~monitor.tally.DecisionTally`), ``manager.touch(shard_id)``,
     ``flush(shard_id, group)``, ``alerted(view, event, alert)`` and

@@ -144,6 +144,11 @@ _appended = attrgetter("timestamp")  # a consumer record's Kafka time (ms)
 _event_time = itemgetter(0)  # an ingested event's own time
 
 
+def _internal_error(stage: str, exc: Exception) -> str:
+    """The dead-letter reason for a record our own code failed on (never its content)."""
+    return f"internal error while {stage}: {type(exc).__name__}"
+
+
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
@@ -416,7 +421,7 @@ class Pipeline:
         """A record our own code failed on: log where (never the record), dead-letter it."""
         logger.exception("%s %s[%d]@%d failed", stage, record.topic, record.partition,
                          record.offset)
-        self._dead_letter(record, f"internal error while {stage}: {type(exc).__name__}")
+        self._dead_letter(record, _internal_error(stage, exc))
 
     def _ingest(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
                 ) -> None:
@@ -590,8 +595,8 @@ class Pipeline:
                 if not self.folder.fold_group(shard, items, record.offset):  # references
                     for view, parsed, arrived, source, origin in self._resolved(
                             record, items, found, asked):
-                        self._apply(shard, view, parsed, arrived, source, origin,
-                                    record.offset)
+                        self.folder.apply(shard, view, parsed, arrived, source, origin,
+                                          record.offset)
             shard.applied_offset = record.offset
         self.manager.advance(shard_id, records[-1].offset + 1)
 
@@ -606,7 +611,7 @@ class Pipeline:
             return exc.reason, []
         except Exception as exc:  # a bug must not stop the stream
             logger.exception("decoding a routed record failed")
-            return f"internal error while decoding: {type(exc).__name__}", []
+            return _internal_error("decoding", exc), []
 
     @staticmethod
     def _unseen(shard: Shard, items: list[envelope.Decoded]) -> list[envelope.Reference]:
@@ -672,12 +677,6 @@ class Pipeline:
                 return view
         return None
 
-    def _apply(self, shard: Shard, view: View, parsed: Event, arrived: float | None,
-               source: bytes | None, origin: Place | None, offset: int | None) -> None:
-        """Fold one view into ``shard`` and emit what it produced
-        (:meth:`monitor.folding.Folder.apply`)."""
-        self.folder.apply(shard, view, parsed, arrived, source, origin, offset)
-
     def fold_failed(self, shard: Shard, view: View, parsed: Event, arrived: float | None,
                     source: bytes | None, offset: int | None, exc: Exception) -> None:
         """A view our own code failed on: logged, and dead-lettered as an envelope
@@ -686,7 +685,7 @@ class Pipeline:
         assert self.outputs is not None  # noqa: S101 - started
         self.outputs.add(self.dead_topic, view.key.encode(), orjson.dumps(dead_letter(
             envelope.encode(view, parsed, arrived, source), self.routed, shard.shard_id,
-            offset, "internal error while scoring: " + type(exc).__name__)))
+            offset, _internal_error("scoring", exc))))
 
     def alerted(self, view: View, parsed: Event, alert: dict[str, Any]) -> None:
         """Send an alert a fold raised, count it and keep it for the HTTP API."""
