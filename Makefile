@@ -20,13 +20,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The hot path compiled with mypyc (monitor/native.py): a no-op when the build matches
+# The hot path compiled with mypyc (monitor/runtime/native.py): a no-op when the build matches
 # the sources; without a C compiler it says why and everything runs as pure Python.
 native: venv
 	$(BIN)/fraudmon native build
 
 jars: venv
-	$(BIN)/python -c "from streams.broker import ensure_jars; print(ensure_jars())"
+	$(BIN)/python -c "from streams.devtools.broker import ensure_jars; print(ensure_jars())"
 
 # Prometheus (with promtool) and Alertmanager (with amtool) from Debian's packages, for
 # the rule unit tests and the integration tests with real peers. Installed only when a
@@ -65,7 +65,7 @@ unit: native
 # Starts a broker of its own on a free port, runs lint, unit and integration tests
 # against it, and stops the broker whatever the outcome.
 test: jars apt-deps lint native
-	@port=$$($(BIN)/python -c "from streams.broker import free_port; print(free_port())"); \
+	@port=$$($(BIN)/python -c "from streams.devtools.broker import free_port; print(free_port())"); \
 	rm -rf $(TEST_KAFKA_DIR); \
 	$(BIN)/fraudmon kafka up --dir $(TEST_KAFKA_DIR) --port $$port || exit 1; \
 	FRAUDMON_TEST_BOOTSTRAP=127.0.0.1:$$port $(BIN)/python -m pytest -q $(PYTEST_ARGS); \

@@ -22,8 +22,8 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from monitor.contract.vocabulary import PATTERNS
 from monitor.errors import ConfigError
-from monitor.patterns import PATTERNS
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 

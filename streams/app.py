@@ -2,9 +2,9 @@
 
 The faust app hosts the worker: web server and API, timers, start-up and shutdown,
 topic declarations. It runs no agents and no faust consumer: ingest and score run on
-one plain aiokafka consumer loop (:mod:`streams.pipeline`) started with the app, and
-the checkpoint timer flushes, saves shards and commits (:mod:`streams.shards`), to the
-Kafka changelog (:mod:`streams.changelog`) and local files, or local files only
+one plain aiokafka consumer loop (:mod:`streams.pipeline.loop`) started with the app, and
+the checkpoint timer flushes, saves shards and commits (:mod:`streams.state.shards`), to the
+Kafka changelog (:mod:`streams.state.changelog`) and local files, or local files only
 (``processing.checkpoint_store``).
 """
 
@@ -17,20 +17,20 @@ import faust
 import prometheus_client
 from faust.app.base import BootStrategy
 
-from monitor import gcpolicy
-from monitor.alertstore import AlertStore
-from monitor.checkpoint import FileCheckpointStore
 from monitor.config import Settings
-from monitor.entities import FAMILIES
-from monitor.metrics import Metrics
-from monitor.shard import model_version
-from streams.api import register_api
-from streams.changelog import KafkaChangelog
+from monitor.detection.entities import FAMILIES
+from monitor.outputs.alertstore import AlertStore
+from monitor.outputs.metrics import Metrics
+from monitor.runtime import gcpolicy
+from monitor.state.checkpoint import FileCheckpointStore
+from monitor.state.shard import model_version
 from streams.lag import LagProbe
-from streams.pipeline import Pipeline
-from streams.shards import ShardManager
+from streams.pipeline.loop import Pipeline
+from streams.state.changelog import KafkaChangelog
+from streams.state.shards import ShardManager
 from streams.topics import declare
-from streams.web import register_views
+from streams.web.api import register_api
+from streams.web.health import register_views
 from streams.webhooks import WebhookDispatcher
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from monitor.config import Settings
-from monitor.metrics import Metrics
+from monitor.outputs.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 

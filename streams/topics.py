@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from monitor.events import INPUT_KINDS
+from monitor.contract.events import INPUT_KINDS
 
 if TYPE_CHECKING:
     import faust
@@ -29,7 +29,7 @@ def physical_names(settings: Settings) -> dict[str, str]:
     return {logical: settings.kafka.topic(logical) for logical in LOGICAL_TOPICS}
 
 
-#: The compacted topic of shard snapshots (:mod:`streams.changelog`), after the topic
+#: The compacted topic of shard snapshots (:mod:`streams.state.changelog`), after the topic
 #: prefix like every other topic. Segments of 64 MiB roll often enough for the cleaner
 #: to compact a partition before a restore has to read much more than its live keys.
 CHANGELOG_NAME = "fraudmon-shard-state"

@@ -2,7 +2,7 @@
 
 Scoring writes alerts to Kafka and never waits for a receiver. This consumer reads the
 alerts topic as ``<app_id><group_suffix>``, hands each alert to the
-:class:`~monitor.webhooks.outbox.Outbox`, and commits only offsets whose deliveries are
+:class:`~monitor.outputs.webhooks.outbox.Outbox`, and commits only offsets whose deliveries are
 all settled (delivered or dead-lettered to ``webhook-dead-letter``). A dead receiver
 therefore holds back only this consumer, and only once ``max_in_flight`` alerts wait;
 a restart resumes at the first unsettled alert.
@@ -22,11 +22,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 
 from monitor.config import Settings, secret_from_env
 from monitor.errors import ConfigError
-from monitor.metrics import Metrics
-from monitor.webhooks.outbox import Outbox
-from monitor.webhooks.retry import Backoff
-from monitor.webhooks.signing import parse_secrets
-from monitor.webhooks.sink import WebhookSink, http_client
+from monitor.outputs.metrics import Metrics
+from monitor.outputs.webhooks.outbox import Outbox
+from monitor.outputs.webhooks.retry import Backoff
+from monitor.outputs.webhooks.signing import parse_secrets
+from monitor.outputs.webhooks.sink import WebhookSink, http_client
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import LocalBroker, free_port
+from streams.devtools.broker import LocalBroker, free_port
 
 
 @pytest.fixture(scope="session")

@@ -78,7 +78,7 @@ class Worker:
         handle = self.log_path.open("ab")
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor.cli", "worker", "--config", str(self.config)],
+            [sys.executable, "-m", "streams.cli", "worker", "--config", str(self.config)],
             stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         handle.close()
         return self
@@ -223,8 +223,8 @@ async def sample_alerts(settings: Settings, path: Path, at_least: int = 3,
                         timeout: float = 60) -> dict[str, dict[str, Any]]:
     """Send the demo sample to a running worker; once it has scored everything, every
     alert on the alerts topic by ``alert_id``."""
-    from monitor.samplefile import write_sample
-    from streams.produce import produce_file
+    from monitor.tools.samplefile import write_sample
+    from streams.devtools.produce import produce_file
 
     write_sample(path)
     await produce_file(settings, path)

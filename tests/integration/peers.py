@@ -104,7 +104,7 @@ class WebhookReceiver(Process):
         self.port = free_port()
         self.store = workdir / f"received-{self.port}.jsonl"
         env = {"FRAUDMON_TEST_RECEIVER_SECRET": secret}
-        command = [sys.executable, "-m", "monitor.cli", "webhook-receiver",
+        command = [sys.executable, "-m", "streams.cli", "webhook-receiver",
                    "--port", str(self.port), "--secret-env", "FRAUDMON_TEST_RECEIVER_SECRET",
                    "--store", str(self.store)]
         if token is not None:

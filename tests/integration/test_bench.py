@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.bench import Bench, _input, run, table
+from streams.devtools.bench import Bench, _input, run, table
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams.broker import LocalBroker, free_port
+from streams.devtools.broker import LocalBroker, free_port
 
 TOPIC = "broker-smoke"
 

@@ -16,12 +16,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from monitor.config import Settings, load_settings
-from monitor.engine import Engine
-from monitor.replay import replay
-from monitor.sample import generate
-from monitor.shard import Shard
-from streams.changelog import KafkaChangelog
-from streams.produce import produce_file
+from monitor.processing.engine import Engine
+from monitor.state.shard import Shard
+from monitor.tools.replay import replay
+from monitor.tools.sample import generate
+from streams.devtools.produce import produce_file
+from streams.state.changelog import KafkaChangelog
 from streams.topics import changelog_topic
 from tests.integration.harness import (
     TopicReader,

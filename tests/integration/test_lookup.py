@@ -1,4 +1,4 @@
-"""Input messages read back by offset (``streams.lookup``), on the project's broker."""
+"""Input messages read back by offset (``streams.pipeline.lookup``), on the project's broker."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streams.lookup import InputLookup
+from streams.pipeline.lookup import InputLookup
 from streams.topics import ensure_topics
 from tests.integration.harness import make_config
 

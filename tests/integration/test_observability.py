@@ -18,9 +18,9 @@ import orjson
 import pytest
 import yaml
 
-from monitor.samplefile import write_sample
-from monitor.webhooks.signing import generate_secret
-from streams.produce import produce_file
+from monitor.outputs.webhooks.signing import generate_secret
+from monitor.tools.samplefile import write_sample
+from streams.devtools.produce import produce_file
 from tests.integration.harness import Worker, make_config, wait_for
 from tests.integration.peers import (
     DEPLOY,

@@ -11,16 +11,16 @@ from typing import Any
 import orjson
 import pytest
 
-from monitor.checkpoint import FileCheckpointStore
 from monitor.config import Settings
-from monitor.engine import Engine
-from monitor.events import INPUT_KINDS, from_dict
-from monitor.replay import replay
-from monitor.routing import views
-from monitor.sample import generate
-from monitor.samplefile import write_sample
-from monitor.shard import Shard
-from streams.produce import produce_file
+from monitor.contract.events import INPUT_KINDS, from_dict
+from monitor.processing.engine import Engine
+from monitor.routing.views import views
+from monitor.state.checkpoint import FileCheckpointStore
+from monitor.state.shard import Shard
+from monitor.tools.replay import replay
+from monitor.tools.sample import generate
+from monitor.tools.samplefile import write_sample
+from streams.devtools.produce import produce_file
 from tests.integration.harness import (
     TopicReader,
     Worker,

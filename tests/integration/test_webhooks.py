@@ -17,9 +17,15 @@ import orjson
 import pytest
 from aiohttp import web
 
-from monitor.samplefile import write_sample
-from monitor.webhooks.signing import generate_secret, parse_secret, parse_secrets, sign, verify
-from streams.produce import produce_file
+from monitor.outputs.webhooks.signing import (
+    generate_secret,
+    parse_secret,
+    parse_secrets,
+    sign,
+    verify,
+)
+from monitor.tools.samplefile import write_sample
+from streams.devtools.produce import produce_file
 from tests.integration.harness import (
     TopicReader,
     Worker,

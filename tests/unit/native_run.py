@@ -13,10 +13,10 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from monitor import native
 from monitor.config import Settings
-from monitor.engine import Engine
-from monitor.replay import replay
+from monitor.processing.engine import Engine
+from monitor.runtime import native
+from monitor.tools.replay import replay
 
 
 def main() -> None:

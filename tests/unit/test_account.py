@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from monitor.config import DetectionSettings
-from monitor.entities.account import AccountState
-from monitor.events import PAYMENTS, Event, from_dict
-from monitor.routing import View, views
+from monitor.contract.events import PAYMENTS, Event, from_dict
+from monitor.detection.entities.account import AccountState
+from monitor.routing.views import View, views
 
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
 ME = "acct-me"

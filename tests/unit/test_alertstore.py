@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitor.alertstore import AlertQuery, AlertStore
+from monitor.outputs.alertstore import AlertQuery, AlertStore
 
 
 def alert(n: int, pattern: str = "mule_account", severity: str = "low",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from monitor.api import BadQuery, alert_query, authorized, parse_time
 from monitor.config import ApiSettings
+from monitor.interfaces.api import BadQuery, alert_query, authorized, parse_time
 
 TOKEN = SecretStr("s3cret-token")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from monitor.config import DetectionSettings
-from monitor.entities.borrower import BorrowerState
-from monitor.events import LOAN_DISBURSALS, PAYMENTS, Event, from_dict
-from monitor.routing import views
+from monitor.contract.events import LOAN_DISBURSALS, PAYMENTS, Event, from_dict
+from monitor.detection.entities.borrower import BorrowerState
+from monitor.routing.views import views
 
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
 ME = "cust-me"

@@ -1,6 +1,6 @@
 """The Kafka checkpoint store without Kafka: chunks, generations, compaction, restore choice.
 
-``MemoryChangelog`` is :class:`streams.changelog.KafkaChangelog` with its two I/O methods
+``MemoryChangelog`` is :class:`streams.state.changelog.KafkaChangelog` with its two I/O methods
 over a list standing in for one compacted partition per shard.
 """
 
@@ -17,13 +17,13 @@ import orjson
 import pytest
 from aiokafka.errors import KafkaError
 
-from monitor.checkpoint import FileCheckpointStore
 from monitor.config import load_settings
+from monitor.contract.events import from_dict
 from monitor.errors import CheckpointError, ConfigError
-from monitor.events import from_dict
-from monitor.routing import placements
-from monitor.sample import generate
-from streams.changelog import (
+from monitor.routing.views import placements
+from monitor.state.checkpoint import FileCheckpointStore
+from monitor.tools.sample import generate
+from streams.state.changelog import (
     CHUNK_BYTES,
     KafkaChangelog,
     Manifest,
@@ -32,7 +32,7 @@ from streams.changelog import (
     encode_snapshot,
     manifest_key,
 )
-from streams.shards import ShardManager
+from streams.state.shards import ShardManager
 from tests.unit.test_shard import make_settings
 
 Record = tuple[bytes, bytes | None]

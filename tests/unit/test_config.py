@@ -10,9 +10,9 @@ import pydantic
 import pytest
 import yaml
 
-from monitor.cli import main
 from monitor.config import DEFAULT_CONFIG, DetectionSettings, Settings, load_settings
 from monitor.errors import ConfigError
+from streams.cli import main
 
 
 @pytest.fixture(autouse=True)

@@ -7,12 +7,12 @@ from pathlib import Path
 import orjson
 
 from monitor.config import Settings
-from monitor.cost import measure
-from monitor.engine import Engine
-from monitor.events import from_dict
-from monitor.replay import replay
-from monitor.routing import placements
-from monitor.samplefile import write_sample
+from monitor.contract.events import from_dict
+from monitor.processing.engine import Engine
+from monitor.routing.views import placements
+from monitor.tools.cost import measure
+from monitor.tools.replay import replay
+from monitor.tools.samplefile import write_sample
 
 
 def test_every_view_is_timed_and_every_entity_sized(tmp_path: Path) -> None:

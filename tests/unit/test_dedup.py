@@ -6,7 +6,7 @@ from collections import OrderedDict
 
 import pytest
 
-from monitor.dedup import DedupWindow, unpacked
+from monitor.state.dedup import DedupWindow, unpacked
 
 
 def test_the_window_forgets_the_oldest_tokens_first() -> None:

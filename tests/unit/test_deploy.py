@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from monitor.openapi import document
+from monitor.interfaces.openapi import document
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

@@ -6,9 +6,9 @@ import pickle
 from collections import deque
 
 from monitor.config import load_settings
-from monitor.entities import AccountState, DeviceState
-from monitor.events import Payment
-from monitor.routing import View
+from monitor.contract.events import Payment
+from monitor.detection.entities import AccountState, DeviceState
+from monitor.routing.views import View
 
 
 def _payment(number: int) -> Payment:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from monitor import envelope
+from monitor.contract.events import from_dict
 from monitor.errors import InvalidEvent
-from monitor.events import from_dict
-from monitor.routing import views
+from monitor.routing import envelope
+from monitor.routing.views import views
 
 PAYMENT = {"event_id": "p-1", "ts": "2026-01-05T09:30:00+08:00", "payer": "a", "payee": "b",
            "amount": 10.0, "channel": "card", "extra": "kept"}

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from monitor.errors import ReplayInputError
-from monitor.evaluate import (
+from monitor.tools.evaluate import (
     add_arguments,
     as_json,
     evaluate,
@@ -22,8 +22,8 @@ from monitor.evaluate import (
     parse_truth,
     table,
 )
-from monitor.simulator import SimParams, simulate
-from monitor.simulator.truth import write_truth
+from monitor.tools.simulator import SimParams, simulate
+from monitor.tools.simulator.truth import write_truth
 
 T0 = "2026-02-01T00:00:00+08:00"
 

@@ -1,4 +1,4 @@
-"""The event contract (monitor.events): what parses, what is refused, and why."""
+"""The event contract (monitor.contract.events): what parses, what is refused, and why."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor import events
-from monitor.errors import InvalidEvent
-from monitor.events import (
+from monitor.contract import events
+from monitor.contract.events import (
     LABELS,
     LOAN_DISBURSALS,
     PAYMENTS,
@@ -23,6 +22,7 @@ from monitor.events import (
     Payment,
     from_dict,
 )
+from monitor.errors import InvalidEvent
 
 FUZZ = settings(max_examples=200, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow])

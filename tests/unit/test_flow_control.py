@@ -1,4 +1,4 @@
-"""Ingest flow control in the worker loop (streams.pipeline): a unit test of one policy.
+"""Ingest flow control in the worker loop (streams.pipeline.loop): a unit test of one policy.
 
 The consumer here is a recorder of pause/resume calls; the loop itself runs against a
 real broker in tests/integration.
@@ -11,13 +11,13 @@ from pathlib import Path
 from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
-from monitor.alertstore import AlertStore
-from monitor.checkpoint import FileCheckpointStore
 from monitor.config import Settings
-from monitor.metrics import Metrics
-from monitor.shard import Shard
-from streams.pipeline import FOLDED_AHEAD, INGEST_AHEAD, Pipeline
-from streams.shards import ShardManager
+from monitor.outputs.alertstore import AlertStore
+from monitor.outputs.metrics import Metrics
+from monitor.state.checkpoint import FileCheckpointStore
+from monitor.state.shard import Shard
+from streams.pipeline.loop import FOLDED_AHEAD, INGEST_AHEAD, Pipeline
+from streams.state.shards import ShardManager
 
 
 class RecordingConsumer:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from monitor import gcpolicy
+from monitor.runtime import gcpolicy
 
 
 @pytest.fixture(autouse=True)

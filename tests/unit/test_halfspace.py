@@ -7,8 +7,8 @@ import random
 
 from river import anomaly
 
-from monitor.anomaly import AnomalyModel
 from monitor.config import AnomalySettings
+from monitor.detection.models.anomaly import AnomalyModel
 
 CAPS = {f"f{i}": 10.0 for i in range(6)}
 SETTINGS = AnomalySettings(n_trees=4, height=5, window_size=10, seed=7, learn_every=1)

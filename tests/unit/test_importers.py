@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from monitor.contract.events import from_dict
 from monitor.errors import ConfigError, ReplayInputError
-from monitor.events import from_dict
-from monitor.importers import (
+from monitor.tools.importers import (
     Mapping,
     RowError,
     add_arguments,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from monitor.config import DetectionSettings
-from monitor.entities.lender import LenderState
+from monitor.detection.entities.lender import LenderState
 
 
 def strength(**features: float) -> float:

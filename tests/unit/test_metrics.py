@@ -9,8 +9,8 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from monitor.config import Settings
-from monitor.metrics import LATENCY_BUCKETS, LATENCY_BUDGET_SECONDS, Metrics
-from monitor.shard import Shard
+from monitor.outputs.metrics import LATENCY_BUCKETS, LATENCY_BUDGET_SECONDS, Metrics
+from monitor.state.shard import Shard
 
 ALLOWED_LABELS = {"topic", "outcome", "pattern", "severity", "family", "receiver", "result",
                   "reason", "consumer", "partition", "shard", "model_version", "le"}

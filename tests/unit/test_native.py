@@ -1,4 +1,4 @@
-"""The compiled hot path (monitor.native): used when fresh, identical to the sources.
+"""The compiled hot path (monitor.runtime.native): used when fresh, identical to the sources.
 
 ``make test`` builds it first, so these tests check the build the suite itself ran on,
 that it decides exactly as the pure-Python sources do, and that checkpoints written by
@@ -17,10 +17,10 @@ from typing import Any
 import orjson
 import pytest
 
-import monitor.shard
-from monitor import native
-from monitor.simulator import SimParams, simulate
-from monitor.simulator.log import write_jsonl
+import monitor.state.shard
+from monitor.runtime import native
+from monitor.tools.simulator import SimParams, simulate
+from monitor.tools.simulator.log import write_jsonl
 
 RUNNER = Path(__file__).with_name("native_run.py")
 WALL_CLOCK = ("processed_at", "created_at")
@@ -60,7 +60,7 @@ def test_the_suite_runs_on_a_fresh_compiled_build() -> None:
     fresh, reason = native.status()
     assert fresh, f"{reason}: `make test` builds it first (`make native`)"
     assert native.compiled()
-    assert not monitor.shard.__file__.endswith(".py")
+    assert not monitor.state.shard.__file__.endswith(".py")
 
 
 def test_compiled_and_pure_builds_decide_alike(traffic: Path, tmp_path: Path) -> None:
@@ -90,15 +90,15 @@ def test_a_changed_source_makes_the_build_stale(tmp_path: Path,
     manifest = tmp_path / "native.json"
     recorded = json.loads(native.MANIFEST.read_text()) if native.MANIFEST.exists() else {}
     sources = dict(recorded.get("sources", {}))
-    sources["monitor.windows"] = "0" * 64
+    sources["monitor.detection.features.windows"] = "0" * 64
     manifest.write_text(json.dumps({"sources": sources}))
     monkeypatch.setattr(native, "MANIFEST", manifest)
     fresh, reason = native.status()
     assert not fresh
-    assert "monitor/windows.py changed" in reason
+    assert "monitor/detection/features/windows.py changed" in reason
 
 
 def test_stale_or_disabled_builds_resolve_to_the_sources() -> None:
-    spec = native._PreferSources().find_spec("monitor.shard", None)
-    assert spec is not None and spec.origin == str(native.source_of("monitor.shard"))
+    spec = native._PreferSources().find_spec("monitor.state.shard", None)
+    assert spec is not None and spec.origin == str(native.source_of("monitor.state.shard"))
     assert native._PreferSources().find_spec("monitor.config", None) is None

@@ -1,4 +1,4 @@
-"""monitor.partitioning must shard exactly as Kafka's default partitioner (via aiokafka)."""
+"""monitor.routing.partitioner must shard exactly as Kafka's default partitioner (via aiokafka)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.partitioning import murmur2, partition_for
+from monitor.routing.partitioner import murmur2, partition_for
 
 FUZZ = settings(max_examples=200, deadline=None, database=None)
 
@@ -71,11 +71,11 @@ def test_keys_spread_over_every_partition() -> None:
 
 
 def test_worker_outputs_pick_the_partition_aiokafka_would() -> None:
-    # streams.outputs partitions keyed records itself (compiled murmur2); consumers keyed
+    # streams.pipeline.outputs partitions keyed records itself (compiled murmur2); consumers keyed
     # on Kafka's choice must see the same partition as with aiokafka's own partitioner.
     from aiokafka.partitioner import DefaultPartitioner
 
-    from streams.outputs import Outputs
+    from streams.pipeline.outputs import Outputs
 
     outputs = Outputs(producer=None)  # type: ignore[arg-type]
     outputs.partitions["t"] = [0, 1, 2, 3, 4, 5]

@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 
-from monitor.alertstore import AlertStore
-from monitor.checkpoint import FileCheckpointStore
 from monitor.config import Settings
-from monitor.metrics import Metrics
-from streams import pipeline as pipeline_module
-from streams.pipeline import MAX_BATCH, ROUTED_BATCH, SLICE_REST, Pipeline
-from streams.shards import ShardManager
+from monitor.outputs.alertstore import AlertStore
+from monitor.outputs.metrics import Metrics
+from monitor.state.checkpoint import FileCheckpointStore
+from streams.pipeline import loop as pipeline_module
+from streams.pipeline.loop import MAX_BATCH, ROUTED_BATCH, SLICE_REST, Pipeline
+from streams.state.shards import ShardManager
 
 
 class BufferedConsumer:

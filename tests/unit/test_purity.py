@@ -34,8 +34,9 @@ def probe(*packages: str) -> dict[str, list[str]]:
 
 def test_monitor_and_all_its_submodules_do_not_import_faust() -> None:
     result = probe("monitor")
-    assert {"monitor", "monitor.cli", "monitor.events", "monitor.shard", "monitor.replay",
-            "monitor.entities", "monitor.entities.borrower"} <= set(result["imported"])
+    assert {"monitor", "monitor.contract.events", "monitor.state.shard", "monitor.tools.replay",
+            "monitor.detection.entities", "monitor.detection.entities.borrower",
+            } <= set(result["imported"])
     assert result["faust"] == []
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from monitor import records
+from monitor.contract import records
 
 
 def test_now_text_is_rfc3339_utc_with_milliseconds() -> None:

@@ -1,4 +1,4 @@
-"""Offline replay (monitor.replay and ``fraudmon replay``): deterministic, complete, robust."""
+"""Offline replay (monitor.tools.replay, ``fraudmon replay``): deterministic, complete, robust."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from typing import Any
 import orjson
 import pytest
 
-from monitor.cli import main
 from monitor.config import Settings
-from monitor.engine import Engine
-from monitor.replay import replay
-from monitor.samplefile import write_sample
+from monitor.processing.engine import Engine
+from monitor.tools.replay import replay
+from monitor.tools.samplefile import write_sample
+from streams.cli import main
 
 WALL_CLOCK = ("processed_at", "created_at", "dead_lettered_at")
 OUTPUTS = ("decisions.jsonl", "alerts.jsonl", "dead-letter.jsonl")
@@ -181,7 +181,7 @@ def test_replay_in_another_process_is_byte_identical(demo: dict[str, Any],
     # Another interpreter with another hash seed: nothing may depend on set or dict order.
     env = {**clean_env(), "PYTHONHASHSEED": "4242"}
     done = subprocess.run(
-        [sys.executable, "-m", "monitor.cli", "replay", str(demo["sample"]), "--out",
+        [sys.executable, "-m", "streams.cli", "replay", str(demo["sample"]), "--out",
          str(tmp_path)], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     again = comparable(tmp_path)

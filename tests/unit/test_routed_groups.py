@@ -1,4 +1,4 @@
-"""Routed groups in the worker loop (streams.pipeline): which record each view goes into,
+"""Routed groups in the worker loop (streams.pipeline.loop): which record each view goes into,
 and what reading a group back does. The producer here is a recorder of records; the
 loop runs against a real broker in tests/integration (live decisions equal replay's)."""
 
@@ -14,17 +14,17 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry
 
-from monitor import envelope
-from monitor.alertstore import AlertStore
-from monitor.checkpoint import FileCheckpointStore
 from monitor.config import Settings
-from monitor.events import Event, from_dict
-from monitor.folding import GROUP_VIEWS
-from monitor.metrics import Metrics
-from monitor.routing import View, views
-from monitor.shard import Shard
-from streams.pipeline import Pipeline
-from streams.shards import ShardManager
+from monitor.contract.events import Event, from_dict
+from monitor.outputs.alertstore import AlertStore
+from monitor.outputs.metrics import Metrics
+from monitor.processing.folding import GROUP_VIEWS
+from monitor.routing import envelope
+from monitor.routing.views import View, views
+from monitor.state.checkpoint import FileCheckpointStore
+from monitor.state.shard import Shard
+from streams.pipeline.loop import Pipeline
+from streams.state.shards import ShardManager
 
 
 class RecordingOutputs:
@@ -191,7 +191,7 @@ async def test_a_record_our_decoding_fails_on_is_dead_lettered_and_the_stream_go
             raise RuntimeError("a bug")
         return envelope.decode_group(value, invalid)
 
-    monkeypatch.setattr("streams.pipeline.envelope", SimpleNamespace(
+    monkeypatch.setattr("streams.pipeline.loop.envelope", SimpleNamespace(
         decode_group=failing, Reference=envelope.Reference))
     await line._score(TopicPartition(line.routed, 0), [record(line.routed, 0, 2, b"[1]"),
                                                       record(line.routed, 0, 3, good)])

@@ -1,4 +1,4 @@
-"""Routing (monitor.routing): which entity views an event updates, and exactly one primary."""
+"""Routing (monitor.routing.views): which entity views an event updates, and exactly one primary."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.events import (
+from monitor.contract.events import (
     CHANNELS,
     ENTITY_TYPES,
     LABELS,
@@ -20,8 +20,8 @@ from monitor.events import (
     Payment,
     from_dict,
 )
-from monitor.partitioning import partition_for
-from monitor.routing import View, entities, placements, shard_of, views
+from monitor.routing.partitioner import partition_for
+from monitor.routing.views import View, entities, placements, shard_of, views
 
 FUZZ = settings(max_examples=200, deadline=None, database=None)
 TS = "2026-01-05T10:00:00+08:00"

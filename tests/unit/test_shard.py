@@ -1,4 +1,5 @@
-"""Shards (monitor.shard, monitor.engine): idempotence, checkpoints, eviction in event time."""
+"""Shards (monitor.state.shard, monitor.processing.engine): idempotence, checkpoints and
+eviction in event time."""
 
 from __future__ import annotations
 
@@ -11,15 +12,15 @@ from typing import Any
 
 import pytest
 
-from monitor.checkpoint import FileCheckpointStore
 from monitor.config import Settings
-from monitor.engine import Engine
-from monitor.entities.base import DAY
+from monitor.contract.events import LABELS, PAYMENTS, Event, from_dict
+from monitor.detection.entities.base import DAY
 from monitor.errors import CheckpointError
-from monitor.events import LABELS, PAYMENTS, Event, from_dict
-from monitor.routing import View, views
-from monitor.sample import generate
-from monitor.shard import Outcome, Shard
+from monitor.processing.engine import Engine
+from monitor.routing.views import View, views
+from monitor.state.checkpoint import FileCheckpointStore
+from monitor.state.shard import Outcome, Shard
+from monitor.tools.sample import generate
 
 WALL_CLOCK = ("processed_at", "created_at")
 CUTS = (0.2, 0.5, 0.75)

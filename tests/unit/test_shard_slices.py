@@ -1,4 +1,4 @@
-"""Snapshots in slices (monitor.shard.SnapshotJob, streams.shards): a point in time,
+"""Snapshots in slices (monitor.state.shard.SnapshotJob, streams.state.shards): a point in time,
 whatever the shard folds while the entities are pickled."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from monitor.checkpoint import FileCheckpointStore
 from monitor.config import Settings
+from monitor.contract.events import LABELS, from_dict
 from monitor.errors import CheckpointError
-from monitor.events import LABELS, from_dict
-from monitor.routing import views
-from monitor.shard import (
+from monitor.routing.views import views
+from monitor.state.checkpoint import FileCheckpointStore
+from monitor.state.shard import (
     ENTITIES_PER_PICKLE,
     MEMORY_PER_PART,
     SEEN_PER_PART,
@@ -24,7 +24,7 @@ from monitor.shard import (
     Shard,
     SnapshotJob,
 )
-from streams.shards import ShardManager
+from streams.state.shards import ShardManager
 from tests.unit.test_shard import (
     CUTS,
     T0,

@@ -1,4 +1,4 @@
-"""The live shard manager (streams.shards): what a checkpoint saves and may commit."""
+"""The live shard manager (streams.state.shards): what a checkpoint saves and may commit."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from monitor.checkpoint import FileCheckpointStore
+from monitor.contract.events import from_dict
 from monitor.errors import CheckpointError
-from monitor.events import from_dict
-from monitor.routing import placements
-from monitor.sample import generate
-from monitor.shard import Shard
-from streams.shards import ShardManager
+from monitor.routing.views import placements
+from monitor.state.checkpoint import FileCheckpointStore
+from monitor.state.shard import Shard
+from monitor.tools.sample import generate
+from streams.state.shards import ShardManager
 from tests.unit.test_shard import make_settings
 
 

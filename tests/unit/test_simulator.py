@@ -13,11 +13,12 @@ from typing import Any
 import orjson
 import pytest
 
+from monitor.contract.events import LoanDisbursal, Payment, from_dict
+from monitor.contract.vocabulary import PATTERNS
 from monitor.errors import ConfigError
-from monitor.events import LoanDisbursal, Payment, from_dict
-from monitor.simulator import SimParams, Simulation, simulate
-from monitor.simulator.command import add_arguments, main_simulate
-from monitor.simulator.truth import LOOKALIKE_KINDS, PATTERNS, entities_in
+from monitor.tools.simulator import SimParams, Simulation, simulate
+from monitor.tools.simulator.command import add_arguments, main_simulate
+from monitor.tools.simulator.truth import LOOKALIKE_KINDS, entities_in
 
 HOUR = 3600.0
 DAY = 86_400.0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from monitor.config import load_settings
-from monitor.statesize import measure
+from monitor.tools.statesize import measure
 
 
 def test_measure_builds_the_entities_it_reports() -> None:

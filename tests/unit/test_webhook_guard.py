@@ -9,8 +9,13 @@ from aiohttp import web
 
 from monitor.config import WebhookSettings
 from monitor.errors import TargetRefused
-from monitor.webhooks.guard import AddressPolicy, GuardedBackend, classify, guarded_transport
-from monitor.webhooks.sink import http_client
+from monitor.outputs.webhooks.guard import (
+    AddressPolicy,
+    GuardedBackend,
+    classify,
+    guarded_transport,
+)
+from monitor.outputs.webhooks.sink import http_client
 from tests.unit.webhook_server import serving
 
 

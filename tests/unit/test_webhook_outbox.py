@@ -11,9 +11,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from monitor.errors import DeliveryFailed, ReceiverGone, SinkError, TargetRefused
-from monitor.metrics import Metrics
-from monitor.webhooks.outbox import Outbox
-from monitor.webhooks.retry import Backoff
+from monitor.outputs.metrics import Metrics
+from monitor.outputs.webhooks.outbox import Outbox
+from monitor.outputs.webhooks.retry import Backoff
 
 
 class ScriptedSink:

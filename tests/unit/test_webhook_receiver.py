@@ -10,8 +10,8 @@ import orjson
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
-from monitor.webhooks.receiver import Receiver
-from monitor.webhooks.signing import generate_secret, parse_secret, sign
+from monitor.outputs.webhooks.receiver import Receiver
+from monitor.outputs.webhooks.signing import generate_secret, parse_secret, sign
 
 SECRET = generate_secret()
 NOW = 1_800_000_000

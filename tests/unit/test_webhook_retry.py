@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from monitor.webhooks.retry import Backoff, parse_retry_after
+from monitor.outputs.webhooks.retry import Backoff, parse_retry_after
 
 
 def test_steps_double_up_to_the_cap() -> None:

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.errors import SignatureError
-from monitor.webhooks.signing import (
+from monitor.outputs.webhooks.signing import (
     generate_secret,
     parse_secret,
     parse_secrets,

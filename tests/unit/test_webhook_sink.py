@@ -12,8 +12,8 @@ from aiohttp import web
 
 from monitor.config import ReceiverSettings, WebhookSettings
 from monitor.errors import DeliveryFailed, ReceiverGone, SinkError
-from monitor.webhooks.signing import generate_secret, parse_secret, verify
-from monitor.webhooks.sink import WebhookSink, http_client, payload
+from monitor.outputs.webhooks.signing import generate_secret, parse_secret, verify
+from monitor.outputs.webhooks.sink import WebhookSink, http_client, payload
 from tests.unit.webhook_server import free_port, serving
 
 SECRET = generate_secret()

@@ -8,7 +8,7 @@ from collections import deque
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.windows import FlowWindow, TimeWindow
+from monitor.detection.features.windows import FlowWindow, TimeWindow
 
 
 class _DequeFlowWindow:

@@ -1,0 +1,1 @@
+"""Feature building blocks kept in event time: sliding windows, membership sketches, scaling."""

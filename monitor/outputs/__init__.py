@@ -1,0 +1,2 @@
+"""Where results go: Prometheus metrics, the alert store, webhook delivery, and the sink
+interface they share."""
