@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 KAFKA_VERSION: Final = "4.4.0"
 """The pinned Kafka version; env ``FRAUDMON_KAFKA_VERSION`` overrides it."""
 
-DEPLOY_DIR: Final = Path(__file__).resolve().parent.parent / "deploy" / "kafka"
+DEPLOY_DIR: Final = Path(__file__).resolve().parents[2] / "deploy" / "kafka"
 POM: Final = DEPLOY_DIR / "pom.xml"
 LOG4J_CONFIG: Final = DEPLOY_DIR / "log4j2.properties"
 
