@@ -3,7 +3,9 @@
 A sink that cannot take a record raises :class:`~monitor.errors.SinkError`; its
 ``retryable`` and ``retry_after`` tell the caller whether and when to try again. Clients
 a sink needs (an HTTP client, a file) are opened at start-up and closed at shutdown by
-whoever owns the sink, never per record.
+whoever owns the sink, never per record. The webhook outbox
+(:class:`monitor.outputs.webhooks.outbox.Outbox`) delivers to any sink of this shape;
+:class:`monitor.outputs.webhooks.sink.WebhookSink` is the one it has today.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ class Sink(Protocol):
     """Takes alert records one at a time."""
 
     name: str
+
+    def wants(self, record: dict[str, Any]) -> bool:
+        """Whether this sink takes ``record`` at all (its filters)."""
 
     async def add(self, record: dict[str, Any]) -> None:
         """Take one record, or raise ``SinkError``."""

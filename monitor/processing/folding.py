@@ -6,14 +6,18 @@ log, in one group per shard (:mod:`monitor.routing.envelope`), and folds the vie
 it owns right away, depth first with the views they lead to, as replay does
 (:mod:`monitor.processing.engine`). This is that loop, compiled with the rest of the hot path
 (:mod:`monitor.runtime.native`): as interpreted methods of the pipeline it took about a fifth of
-the worker's time. The pipeline is the ``sink``: it owns the producer's pending records
-(``outputs``), the metrics, the alert store, and the groups on their way back.
+the worker's time.
+
+What the loop hands its caller goes through one typed seam, :class:`FoldSink`: the
+groups it closes (to produce on the routed topic), decisions, alerts, shards it folds
+ahead of their routed offset, and views our own code failed on. The caller
+(``streams.pipeline.sink.WorkerSink``) turns those into Kafka records and metrics.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import orjson
 
@@ -35,8 +39,28 @@ GROUP_BYTES: Final = 192 * 1024
 
 Place = tuple[str, int, int]
 """An input message's topic, partition and offset."""
-Ingested = tuple[float, Event, float, bytes, Place]
-"""A valid input event: its time, the event, its Kafka time (s), its bytes and place."""
+RoutedView = tuple[View, Event, "float | None"]
+"""A view as a routed envelope carries it: the view, its event, the input's arrival time."""
+
+
+class IngestedEvent:
+    """A valid input event as ingest hands it on: its own time, the event, the input
+    message's Kafka time (s), its bytes and its place."""
+
+    __slots__ = ("arrived", "event", "place", "source", "ts")
+
+    def __init__(self, ts: float, event: Event, arrived: float, source: bytes,
+                 place: Place) -> None:
+        self.ts = ts
+        self.event = event
+        self.arrived = arrived
+        self.source = source
+        self.place = place
+
+
+def event_time(ingested: IngestedEvent) -> float:
+    """The sort key ingest orders a batch by."""
+    return ingested.ts
 
 
 class Group:
@@ -54,8 +78,28 @@ class Group:
     def __init__(self, mode: int) -> None:
         self.mode = mode
         self.envelopes: list[bytes] = []
-        self.views: list[tuple[View, Event, float | None]] = []
+        self.views: list[RoutedView] = []
         self.size = 0
+
+
+class FoldSink(Protocol):
+    """What the folder hands its caller, one call per item, in the order it made them."""
+
+    def group_closed(self, shard_id: int, group: Group) -> None:
+        """A group is complete: produce it on ``shard_id``'s routed partition."""
+
+    def folding_ahead(self, shard_id: int) -> None:
+        """``shard_id`` folds views ahead of its routed offset (a new group of them)."""
+
+    def decided(self, key: bytes, decision: bytes) -> None:
+        """A decision record (JSON), keyed by its event id."""
+
+    def alerted(self, view: View, event: Event, alert: dict[str, Any]) -> None:
+        """An alert a fold raised."""
+
+    def fold_failed(self, shard: Shard, view: View, event: Event, arrived: float | None,
+                    source: bytes | None, offset: int | None, exc: Exception) -> None:
+        """Our own code failed on a view (``offset``: the routed record it was read in)."""
 
 
 class Folder:
@@ -63,32 +107,29 @@ class Folder:
 
     ``shards`` is the shard manager's dict of restored shards; ``owned``, ``broken``
     (shards whose checkpoint cannot be read), ``fold_here`` and ``caught_up`` are set by
-    the pipeline (through its properties of the same names).
-    The sink has ``outputs.add(topic, key, value[, partition])``, ``metrics.tally`` (a
-    :class:`~monitor.processing.tally.DecisionTally`), ``manager.touch(shard_id)``,
-    ``flush(shard_id, group)``, ``alerted(view, event, alert)`` and
-    ``fold_failed(shard, view, event, arrived, source, offset, exc)``.
+    the pipeline (through its properties of the same names). ``tally`` counts every
+    decision for the metrics.
     """
 
     def __init__(self, partitions: int, shards: dict[int, Shard], fold_here: bool,
-                 decisions_topic: str, sink: Any) -> None:
+                 sink: FoldSink, tally: DecisionTally) -> None:
         self.partitions = partitions
         self.shards = shards
         self.fold_here = fold_here
-        self.decisions_topic = decisions_topic
         self.sink = sink
         self.owned: set[int] = set()
         self.broken: set[int] = set()
         self.caught_up = False  # owned routed partitions read to their end since assigned
         self.groups: dict[int, Group] = {}  # shard -> the open group of the batch in hand
-        self.tally: DecisionTally = sink.metrics.tally
+        self.tally = tally
 
-    def route_events(self, ingested: list[Ingested]) -> None:
+    def route_events(self, ingested: list[IngestedEvent]) -> None:
         """Route every view of each event, in order (see :meth:`route`)."""
         partitions = self.partitions
-        for _, event, arrived, source, origin in ingested:
+        for item in ingested:
+            event = item.event
             for view, shard_id in placements(event, partitions):
-                self.route(shard_id, view, event, arrived, source, origin, False)
+                self.route(shard_id, view, event, item.arrived, item.source, item.place, False)
 
     def route(self, shard_id: int, view: View, event: Event, arrived: float | None,
               source: bytes | None, origin: Place | None, onward: bool) -> None:
@@ -114,11 +155,11 @@ class Folder:
         if group is None or group.mode != mode or len(group.envelopes) >= GROUP_VIEWS or (
                 group.size + len(value) > GROUP_BYTES):
             if group is not None:
-                self.sink.flush(shard_id, group)
+                self.sink.group_closed(shard_id, group)
             group = Group(mode)
             self.groups[shard_id] = group
             if shard is not None:  # folded ahead of its routed offset (a group at a time)
-                self.sink.manager.touch(shard_id)
+                self.sink.folding_ahead(shard_id)
         group.envelopes.append(value)
         if mode == ROUND_TRIP:  # folded when read back (FOLDED: now; FOREIGN: elsewhere)
             group.views.append((view, event, arrived))
@@ -126,13 +167,15 @@ class Folder:
         if shard is not None:
             self.apply(shard, view, event, arrived, source, origin, None)
 
-    def take_groups(self) -> dict[int, Group]:
-        """The open groups (to produce at the end of a handled batch); none stay open."""
+    def close_groups(self) -> None:
+        """Hand over the open groups (at the end of a handled batch); none stay open."""
         groups = self.groups
         self.groups = {}
-        return groups
+        sink = self.sink
+        for shard_id, group in groups.items():
+            sink.group_closed(shard_id, group)
 
-    def fold_views(self, shard: Shard, views: list[tuple[View, Event, float | None]],
+    def fold_views(self, shard: Shard, views: list[RoutedView],
                    offset: int) -> None:
         """Fold the views of a routed record read back (at ``offset``), in order."""
         for view, event, arrived in views:
@@ -141,7 +184,7 @@ class Folder:
     def fold_group(self, shard: Shard, items: list[envelope.Decoded], offset: int) -> bool:
         """Fold a decoded group read back (at ``offset``) if it holds views only; False,
         folding nothing, if it holds a reference (the pipeline resolves those)."""
-        views: list[tuple[View, Event, float | None]] = []
+        views: list[RoutedView] = []
         for item in items:
             if isinstance(item, envelope.Reference):
                 return False
@@ -173,8 +216,7 @@ class Folder:
         sink = self.sink
         decision = outcome.decision
         if decision is not None:
-            sink.outputs.add(self.decisions_topic, event.event_id.encode(),
-                             orjson.dumps(decision))
+            sink.decided(event.event_id.encode(), orjson.dumps(decision))
             self.tally.decided(event.kind, decision["scores"], arrived, event.ts, time.time())
         for alert in outcome.alerts:
             sink.alerted(view, event, alert)

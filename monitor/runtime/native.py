@@ -66,6 +66,7 @@ MODULES: tuple[str, ...] = (
     "monitor.contract.records",
     "monitor.detection.policy",
     "monitor.state.dedup",
+    "monitor.state.snapshot",
     "monitor.state.shard",
     "monitor.processing.engine",
     "monitor.tools.replay",

@@ -39,7 +39,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from monitor.errors import CheckpointError
-from monitor.state.shard import SLICE_SECONDS, Shard, SnapshotJob
+from monitor.state.shard import Shard
+from monitor.state.snapshot import SLICE_SECONDS, SnapshotJob
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -16,7 +16,8 @@ from monitor.outputs.alertstore import AlertStore
 from monitor.outputs.metrics import Metrics
 from monitor.state.checkpoint import FileCheckpointStore
 from monitor.state.shard import Shard
-from streams.pipeline.loop import FOLDED_AHEAD, INGEST_AHEAD, Pipeline
+from streams.pipeline.flow import FOLDED_AHEAD, INGEST_AHEAD
+from streams.pipeline.loop import Pipeline
 from streams.state.shards import ShardManager
 
 
@@ -62,42 +63,42 @@ def fill(line: Pipeline, count: int) -> None:
     groups = {str(i).encode(): [None] * 3 for i in range(count // 3)}
     if count % 3:
         groups[b"rest"] = [None] * (count % 3)
-    line.decoded = groups  # type: ignore[assignment]
+    line.readback.decoded = groups  # type: ignore[assignment]
 
 
 def test_ingest_pauses_when_scoring_falls_behind_and_resumes_when_it_catches_up(
         tmp_path: Path) -> None:
     line, consumer, inputs = pipeline(tmp_path)
     fill(line, INGEST_AHEAD - 1)
-    line._throttle()
+    line.flow.throttle()
     assert not consumer.paused
     fill(line, INGEST_AHEAD)
-    line._throttle()
+    line.flow.throttle()
     assert consumer.paused == inputs  # routed partitions keep flowing
     fill(line, INGEST_AHEAD // 4 + 1)
-    line._throttle()
+    line.flow.throttle()
     assert consumer.paused == inputs
     fill(line, INGEST_AHEAD // 4)
-    line._throttle()
-    assert not consumer.paused and not line.ingest_paused
+    line.flow.throttle()
+    assert not consumer.paused and not line.flow.paused
 
 
 def test_views_folded_here_pause_ingest_at_a_bound_of_their_own_per_shard(
         tmp_path: Path) -> None:
     # Scored already, they only wait for the round trip through the broker.
     line, consumer, inputs = pipeline(tmp_path)
-    assert line.folded_limit == FOLDED_AHEAD > INGEST_AHEAD
-    line.folded_views = {0: INGEST_AHEAD, 1: INGEST_AHEAD}
-    line._throttle()
+    assert line.flow.folded_limit == FOLDED_AHEAD > INGEST_AHEAD
+    line.readback.folded_views = {0: INGEST_AHEAD, 1: INGEST_AHEAD}
+    line.flow.throttle()
     assert not consumer.paused
-    line.folded_views = {0: 1, 1: FOLDED_AHEAD}
-    line._throttle()
+    line.readback.folded_views = {0: 1, 1: FOLDED_AHEAD}
+    line.flow.throttle()
     assert consumer.paused == inputs
-    line.folded_views = {0: 1, 1: FOLDED_AHEAD // 4 + 1}
-    line._throttle()
+    line.readback.folded_views = {0: 1, 1: FOLDED_AHEAD // 4 + 1}
+    line.flow.throttle()
     assert consumer.paused == inputs
-    line.folded_views = {0: FOLDED_AHEAD // 4, 1: FOLDED_AHEAD // 4}
-    line._throttle()
+    line.readback.folded_views = {0: FOLDED_AHEAD // 4, 1: FOLDED_AHEAD // 4}
+    line.flow.throttle()
     assert not consumer.paused
 
 
@@ -106,25 +107,25 @@ def test_views_in_flight_stay_within_a_quarter_of_the_dedup_window(tmp_path: Pat
     settings = Settings(processing={"dedup_window": 4_000})
     line = Pipeline(settings, ShardManager(settings, FileCheckpointStore(tmp_path)),
                     Metrics(), AlertStore())
-    assert line.folded_limit == 1_000
+    assert line.flow.folded_limit == 1_000
 
 
 def test_an_idle_poll_while_paused_resumes_ingest_and_forgets_the_cache(
         tmp_path: Path) -> None:
     line, consumer, _ = pipeline(tmp_path)
     fill(line, INGEST_AHEAD)
-    line._throttle()
+    line.flow.throttle()
     assert consumer.paused
-    line._resume_ingest(forget=True)  # what the loop does when a poll returns nothing
-    assert not consumer.paused and not line.decoded
+    line.flow.resume(forget=True)  # what the loop does when a poll returns nothing
+    assert not consumer.paused and not line.readback.decoded
 
 
 def test_a_new_assignment_starts_unpaused_with_an_empty_cache(tmp_path: Path) -> None:
     line, _, _ = pipeline(tmp_path)
     fill(line, INGEST_AHEAD)
-    line._throttle()
+    line.flow.throttle()
     line.assign([TopicPartition(line.routed, 0)])
-    assert not line.ingest_paused and not line.decoded
+    assert not line.flow.paused and not line.readback.decoded
 
 
 async def test_after_an_assignment_ingest_waits_until_the_routed_log_is_read_to_its_end(
@@ -143,10 +144,10 @@ async def test_after_an_assignment_ingest_waits_until_the_routed_log_is_read_to_
     await line._catch_up()
     assert not line.caught_up and consumer.paused == inputs
     consumer.positions = {shard: 40}
-    line.decoded = {b"an onward view on its way back": []}
+    line.readback.decoded = {b"an onward view on its way back": []}
     await line._catch_up()
     assert not line.caught_up  # it must be read back first
-    line.decoded = {}
+    line.readback.decoded = {}
     await line._catch_up()
     assert line.caught_up and not consumer.paused
 

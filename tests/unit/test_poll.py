@@ -18,8 +18,9 @@ from monitor.config import Settings
 from monitor.outputs.alertstore import AlertStore
 from monitor.outputs.metrics import Metrics
 from monitor.state.checkpoint import FileCheckpointStore
-from streams.pipeline import loop as pipeline_module
-from streams.pipeline.loop import MAX_BATCH, ROUTED_BATCH, SLICE_REST, Pipeline
+from streams.pipeline import checkpoint as checkpoint_module
+from streams.pipeline.checkpoint import SLICE_REST
+from streams.pipeline.loop import MAX_BATCH, ROUTED_BATCH, Pipeline
 from streams.state.shards import ShardManager
 
 
@@ -52,7 +53,7 @@ def pipeline(tmp_path: Path, buffered: dict[TopicPartition, list[int]],
     line = Pipeline(settings, ShardManager(settings, FileCheckpointStore(tmp_path)),
                     Metrics(), AlertStore())
     line.consumer = consumer = BufferedConsumer(buffered)
-    line.routed_partitions = [TopicPartition(line.routed, p) for p in range(2)]
+    line.rebalance.routed_partitions = [TopicPartition(line.routed, p) for p in range(2)]
     return line, consumer
 
 
@@ -116,10 +117,10 @@ async def test_snapshot_slices_rest_in_proportion_to_their_time(
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    monkeypatch.setattr(pipeline_module.time, "perf_counter", lambda: clock[0])
-    monkeypatch.setattr(pipeline_module.asyncio, "sleep", sleep)
+    monkeypatch.setattr(checkpoint_module.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(checkpoint_module.asyncio, "sleep", sleep)
     begun = SlicedSnapshot(clock)
-    snapshot, spent, longest = await line._slices(begun, rest)  # type: ignore[arg-type]
+    snapshot, spent, longest = await line.checkpointer.slices(begun, rest)  # type: ignore[arg-type]
     assert snapshot == "snapshot" and begun.steps == 3
     assert spent == pytest.approx(0.006) and longest == pytest.approx(0.002)
     assert slept == pytest.approx([0.002 * rest] * 2)  # between slices, none after the last

@@ -99,14 +99,14 @@ def test_views_go_to_one_group_per_shard_in_order_and_are_folded_only_where_owne
         routed[shard_id].append((first_view(event), event, 1.5))
     assert line.manager.shards[0].processed == 2  # folded here, when routed
     assert not outputs.routed(line.routed)  # produced once the batch is handled
-    line._flush_groups()
+    line.folder.close_groups()
     records = dict(outputs.routed(line.routed))
     assert sorted(records) == [0, 1, 2]
     for shard_id, value in records.items():
         assert envelope.decode_group(value) == routed[shard_id]
-    assert line.folded == {records[0]: (1, 2)} and line.folded_views == {0: 2}
-    assert line.decoded == {records[1]: routed[1]}  # round trip: shard 1 is not restored
-    assert records[2] not in line.decoded  # another worker's shard
+    assert line.readback.folded == {records[0]: (1, 2)} and line.readback.folded_views == {0: 2}
+    assert line.readback.decoded == {records[1]: routed[1]}  # round trip: shard 1 is not restored
+    assert records[2] not in line.readback.decoded  # another worker's shard
 
 
 def test_a_group_is_closed_at_its_size_limit(tmp_path: Path) -> None:
@@ -114,7 +114,7 @@ def test_a_group_is_closed_at_its_size_limit(tmp_path: Path) -> None:
     for number in range(GROUP_VIEWS + 1):
         event = payment(number)
         route(line, 2, first_view(event), event, None, None)
-    line._flush_groups()
+    line.folder.close_groups()
     sizes = [len(envelope.decode_group(value)) for _, value in outputs.routed(line.routed)]
     assert sizes == [GROUP_VIEWS, 1]
 
@@ -124,13 +124,13 @@ async def test_a_group_folded_here_is_skipped_when_read_back(tmp_path: Path) -> 
     for number in range(3):
         event = payment(number)
         route(line, 0, first_view(event), event, None, None)
-    line._flush_groups()
+    line.folder.close_groups()
     shard = line.manager.shards[0]
     (_, value), = outputs.routed(line.routed)
-    await line._score(TopicPartition(line.routed, 0), [record(line.routed, 0, 7, value)])
+    await line.scorer.score(TopicPartition(line.routed, 0), [record(line.routed, 0, 7, value)])
     assert shard.processed == 3  # not folded a second time
     assert shard.applied_offset == 7
-    assert not line.folded and line.folded_views == {0: 0}
+    assert not line.readback.folded and line.readback.folded_views == {0: 0}
 
 
 async def test_a_group_read_back_is_folded_view_by_view_once(tmp_path: Path) -> None:
@@ -140,9 +140,9 @@ async def test_a_group_read_back_is_folded_view_by_view_once(tmp_path: Path) -> 
     value = envelope.encode_group([envelope.encode(first_view(e), e) for e in events])
     shard = line.manager.shards[0]
     tp = TopicPartition(line.routed, 0)
-    await line._score(tp, [record(line.routed, 0, 4, value)])
+    await line.scorer.score(tp, [record(line.routed, 0, 4, value)])
     assert shard.processed == 3 and shard.applied_offset == 4
-    await line._score(tp, [record(line.routed, 0, 4, value)])  # redelivered: already applied
+    await line.scorer.score(tp, [record(line.routed, 0, 4, value)])  # redelivered: already applied
     assert shard.processed == 3
     decisions = [v for name, _, v in line.outputs.records  # type: ignore[union-attr]
                  if name == line.decisions_topic]
@@ -156,7 +156,7 @@ async def test_a_bad_view_in_a_group_read_back_is_dead_lettered_alone(tmp_path: 
                                    b'{"kind": "payments"}',
                                    envelope.encode(first_view(events[1]), events[1])])
     shard = line.manager.shards[0]
-    await line._score(TopicPartition(line.routed, 0), [record(line.routed, 0, 9, value)])
+    await line.scorer.score(TopicPartition(line.routed, 0), [record(line.routed, 0, 9, value)])
     assert shard.processed == 2 and shard.applied_offset == 9
     letters = [orjson.loads(v) for name, _, v in outputs.records if name == line.dead_topic]
     assert len(letters) == 1 and letters[0]["source"]["offset"] == 9
@@ -191,9 +191,9 @@ async def test_a_record_our_decoding_fails_on_is_dead_lettered_and_the_stream_go
             raise RuntimeError("a bug")
         return envelope.decode_group(value, invalid)
 
-    monkeypatch.setattr("streams.pipeline.loop.envelope", SimpleNamespace(
+    monkeypatch.setattr("streams.pipeline.score.envelope", SimpleNamespace(
         decode_group=failing, Reference=envelope.Reference))
-    await line._score(TopicPartition(line.routed, 0), [record(line.routed, 0, 2, b"[1]"),
+    await line.scorer.score(TopicPartition(line.routed, 0), [record(line.routed, 0, 2, b"[1]"),
                                                       record(line.routed, 0, 3, good)])
     letters = [orjson.loads(v) for name, _, v in outputs.records if name == line.dead_topic]
     assert [letter["reason"] for letter in letters] == [
@@ -230,7 +230,7 @@ def test_a_view_folded_here_is_logged_as_a_reference_to_its_input(tmp_path: Path
     event, source, place = ingested(line, 1)
     route(line, 0, first_view(event), event, 1.5, source, place)  # owned: folded here
     route(line, 1, first_view(event), event, 1.5, source, place)  # not restored: round trip
-    line._flush_groups()
+    line.folder.close_groups()
     records = dict(outputs.routed(line.routed))
     assert envelope.decode_group(records[0]) == [
         envelope.Reference(event.event_id, first_view(event).role, *place)]
@@ -245,14 +245,14 @@ async def test_a_reference_read_back_is_folded_from_its_input_message(tmp_path: 
     line.manager.shards[0].process(first_view(done), done)
     events = [ingested(line, number) for number in (2, 3)]
     lookup = Lookup({place: source for _, source, place in events})
-    line.lookup = lookup  # type: ignore[assignment]
+    line.scorer.lookup = lookup  # type: ignore[assignment]
     first = envelope.encode_group(
         [envelope.encode_reference(done, first_view(done), *done_place)]
         + [envelope.encode_reference(e, first_view(e), *place) for e, _, place in events[:1]])
     second = envelope.encode_group([envelope.encode_reference(e, views(e)[1], *place)
                                     for e, _, place in events[1:]])
     shard = line.manager.shards[0]
-    await line._score(TopicPartition(line.routed, 0), [record(line.routed, 0, 5, first),
+    await line.scorer.score(TopicPartition(line.routed, 0), [record(line.routed, 0, 5, first),
                                                       record(line.routed, 0, 6, second)])
     assert lookup.asked == [place for _, _, place in events]  # not the one folded already
     assert lookup.calls == 1  # the batch's references in one go
@@ -269,10 +269,10 @@ async def test_a_group_of_views_and_references_is_folded_in_its_order(tmp_path: 
     line, outputs = pipeline(tmp_path)
     plain = payment(7)
     event, source, place = ingested(line, 8)
-    line.lookup = Lookup({place: source})  # type: ignore[assignment]
+    line.scorer.lookup = Lookup({place: source})  # type: ignore[assignment]
     value = envelope.encode_group([envelope.encode(first_view(plain), plain),
                                    envelope.encode_reference(event, first_view(event), *place)])
-    await line._score(TopicPartition(line.routed, 0), [record(line.routed, 0, 3, value)])
+    await line.scorer.score(TopicPartition(line.routed, 0), [record(line.routed, 0, 3, value)])
     decisions = [orjson.loads(v)["event_id"] for name, _, v in outputs.records
                  if name == line.decisions_topic]
     assert decisions == [plain.event_id, event.event_id]
@@ -283,11 +283,11 @@ async def test_a_group_of_views_and_references_is_folded_in_its_order(tmp_path: 
 async def test_a_reference_to_a_message_gone_is_dead_lettered_alone(tmp_path: Path) -> None:
     line, outputs = pipeline(tmp_path)
     (gone, _, gone_place), (kept, source, kept_place) = ingested(line, 1), ingested(line, 2)
-    line.lookup = Lookup({kept_place: source})  # type: ignore[assignment]
+    line.scorer.lookup = Lookup({kept_place: source})  # type: ignore[assignment]
     value = envelope.encode_group([
         envelope.encode_reference(gone, first_view(gone), *gone_place),
         envelope.encode_reference(kept, first_view(kept), *kept_place)])
-    await line._score(TopicPartition(line.routed, 0), [record(line.routed, 0, 3, value)])
+    await line.scorer.score(TopicPartition(line.routed, 0), [record(line.routed, 0, 3, value)])
     assert line.manager.shards[0].processed == 1
     letters = [orjson.loads(v) for name, _, v in outputs.records if name == line.dead_topic]
     assert len(letters) == 1 and "the input message is gone" in letters[0]["reason"]
@@ -297,9 +297,9 @@ async def test_a_reference_to_a_message_gone_is_dead_lettered_alone(tmp_path: Pa
 async def test_a_reference_to_another_event_is_not_folded(tmp_path: Path) -> None:
     line, outputs = pipeline(tmp_path)
     (event, _, place), (_, other, _) = ingested(line, 1), ingested(line, 2)
-    line.lookup = Lookup({place: other})  # type: ignore[assignment]
+    line.scorer.lookup = Lookup({place: other})  # type: ignore[assignment]
     value = envelope.encode_group([envelope.encode_reference(event, first_view(event), *place)])
-    await line._score(TopicPartition(line.routed, 0), [record(line.routed, 0, 3, value)])
+    await line.scorer.score(TopicPartition(line.routed, 0), [record(line.routed, 0, 3, value)])
     assert line.manager.shards[0].processed == 0
     letters = [orjson.loads(v) for name, _, v in outputs.records if name == line.dead_topic]
     assert "another event is there" in letters[0]["reason"]
@@ -310,13 +310,13 @@ async def test_references_name_the_event_s_own_views_by_role_and_carry_onward_on
     line, outputs = pipeline(tmp_path)
     (event, source, place), (other, other_source, other_place) = (ingested(line, 1),
                                                                    ingested(line, 2))
-    line.lookup = Lookup({place: source, other_place: other_source})  # type: ignore[assignment]
+    line.scorer.lookup = Lookup({place: source, other_place: other_source})  # type: ignore[assignment]
     onward = View("rollover", "lender", "lender-9", False)
     missing = View("borrower", "borrower", "b-1", True)  # a role payments never have
     value = envelope.encode_group([
         envelope.encode_reference(event, onward, *place, onward=True),
         envelope.encode_reference(other, missing, *other_place)])
-    await line._score(TopicPartition(line.routed, 0), [record(line.routed, 0, 3, value)])
+    await line.scorer.score(TopicPartition(line.routed, 0), [record(line.routed, 0, 3, value)])
     shard = line.manager.shards[0]
     assert shard.processed == 1  # the onward view, rebuilt from its fields
     assert "lender:lender-9" in shard.entities

@@ -16,12 +16,12 @@ from monitor.contract.events import LABELS, from_dict
 from monitor.errors import CheckpointError
 from monitor.routing.views import views
 from monitor.state.checkpoint import FileCheckpointStore
-from monitor.state.shard import (
+from monitor.state.shard import Shard
+from monitor.state.snapshot import (
     ENTITIES_PER_PICKLE,
     MEMORY_PER_PART,
     SEEN_PER_PART,
     SNAPSHOT_FORMAT,
-    Shard,
     SnapshotJob,
 )
 from streams.state.shards import ShardManager

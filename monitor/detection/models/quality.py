@@ -96,9 +96,3 @@ def merge(trackers: Iterable[QualityTracker]) -> dict[str, PatternQuality]:
         for pattern, quality in tracker.patterns.items():
             merged.setdefault(pattern, PatternQuality()).merge(quality)
     return merged
-
-
-def summarize(trackers: Iterable[QualityTracker]) -> dict[str, dict[str, float | None]]:
-    """Merge shards' trackers: pattern -> labels, roc_auc, precision, recall."""
-    merged = merge(trackers)
-    return {pattern: merged[pattern].summary() for pattern in sorted(merged)}

@@ -43,12 +43,6 @@ class DecisionMemory:
         while len(items) > self.capacity:
             items.popitem(last=False)
 
-    def copy(self) -> DecisionMemory:
-        """The memory as it is now (decisions are frozen, their dicts never changed)."""
-        memory = DecisionMemory(self.horizon, self.capacity)
-        memory.items = self.items.copy()
-        return memory
-
     def get(self, key: str, now: float) -> Remembered | None:
         item = self.items.get(key)
         if item is None or now - item.ts > self.horizon:

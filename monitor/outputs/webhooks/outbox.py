@@ -24,8 +24,8 @@ from typing import Any
 from monitor.contract.records import now_text
 from monitor.errors import ReceiverGone, SinkError
 from monitor.outputs.metrics import Metrics
+from monitor.outputs.sink import Sink
 from monitor.outputs.webhooks.retry import Backoff
-from monitor.outputs.webhooks.sink import WebhookSink
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ DeadLetter = Callable[[dict[str, Any]], Awaitable[None]]
 class _Route:
     """A receiver and its delivery state in this process."""
 
-    sink: WebhookSink
+    sink: Sink
     slots: asyncio.Semaphore
     not_before: float = 0.0
     disabled: bool = False
@@ -51,7 +51,7 @@ class _Partition:
 class Outbox:
     """Runs deliveries; reports which alert offsets are settled."""
 
-    def __init__(self, sinks: Iterable[WebhookSink], dead_letter: DeadLetter, metrics: Metrics,
+    def __init__(self, sinks: Iterable[Sink], dead_letter: DeadLetter, metrics: Metrics,
                  backoff: Backoff, max_attempts: int, concurrency: int = 4,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.routes = [_Route(sink, asyncio.Semaphore(concurrency)) for sink in sinks]
