@@ -8,9 +8,10 @@ it owns right away, depth first with the views they lead to, as replay does
 (:mod:`monitor.runtime.native`): as interpreted methods of the pipeline it took about a fifth of
 the worker's time.
 
-What the loop hands its caller goes through one typed seam, :class:`FoldSink`: the
-groups it closes (to produce on the routed topic), decisions, alerts, shards it folds
-ahead of their routed offset, and views our own code failed on. The caller
+What the loop hands its caller goes through typed seams: decisions to a
+:class:`RecordSink` (the producer's pending batches), and through :class:`FoldSink` the
+groups it closes (to produce on the routed topic), alerts, shards it folds ahead of
+their routed offset, and views our own code failed on. The caller
 (``streams.pipeline.sink.WorkerSink``) turns those into Kafka records and metrics.
 """
 
@@ -82,6 +83,14 @@ class Group:
         self.size = 0
 
 
+class RecordSink(Protocol):
+    """Takes output records (the worker's pending producer batches)."""
+
+    def add(self, topic: str, key: bytes | None, value: bytes,
+            partition: int | None = None) -> None:
+        """Queue one record for ``topic`` (on ``partition``, or by ``key``)."""
+
+
 class FoldSink(Protocol):
     """What the folder hands its caller, one call per item, in the order it made them."""
 
@@ -90,9 +99,6 @@ class FoldSink(Protocol):
 
     def folding_ahead(self, shard_id: int) -> None:
         """``shard_id`` folds views ahead of its routed offset (a new group of them)."""
-
-    def decided(self, key: bytes, decision: bytes) -> None:
-        """A decision record (JSON), keyed by its event id."""
 
     def alerted(self, view: View, event: Event, alert: dict[str, Any]) -> None:
         """An alert a fold raised."""
@@ -107,16 +113,19 @@ class Folder:
 
     ``shards`` is the shard manager's dict of restored shards; ``owned``, ``broken``
     (shards whose checkpoint cannot be read), ``fold_here`` and ``caught_up`` are set by
-    the pipeline (through its properties of the same names). ``tally`` counts every
-    decision for the metrics.
+    the pipeline (through its properties of the same names). Decisions go straight to
+    ``outputs`` (set while the worker runs: one per event, so not through the sink);
+    ``tally`` counts every decision for the metrics.
     """
 
     def __init__(self, partitions: int, shards: dict[int, Shard], fold_here: bool,
-                 sink: FoldSink, tally: DecisionTally) -> None:
+                 decisions_topic: str, sink: FoldSink, tally: DecisionTally) -> None:
         self.partitions = partitions
         self.shards = shards
         self.fold_here = fold_here
+        self.decisions_topic = decisions_topic
         self.sink = sink
+        self.outputs: RecordSink | None = None
         self.owned: set[int] = set()
         self.broken: set[int] = set()
         self.caught_up = False  # owned routed partitions read to their end since assigned
@@ -213,10 +222,13 @@ class Folder:
         for onward in outcome.forwards:
             self.route(shard_of(onward, self.partitions), onward, event, arrived, source,
                        origin, True)
-        sink = self.sink
         decision = outcome.decision
         if decision is not None:
-            sink.decided(event.event_id.encode(), orjson.dumps(decision))
+            outputs = self.outputs
+            if outputs is None:
+                raise RuntimeError("folding before the worker started")
+            outputs.add(self.decisions_topic, event.event_id.encode(), orjson.dumps(decision))
             self.tally.decided(event.kind, decision["scores"], arrived, event.ts, time.time())
+        sink = self.sink
         for alert in outcome.alerts:
             sink.alerted(view, event, alert)

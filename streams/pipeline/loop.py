@@ -122,15 +122,15 @@ class Pipeline:
         self.dead = DeadLetters(self.clients, self.dead_topic)
         # Groups produced for owned shards, until they are read back (see "Folding here").
         self.readback = ReadBack(DECODED_LIMIT)
-        self.sink = WorkerSink(self.clients, self.routed, self.decisions_topic,
-                               self.alerts_topic, self.readback, manager, metrics, store,
-                               self.dead)
+        self.sink = WorkerSink(self.clients, self.routed, self.alerts_topic, self.readback,
+                               manager, metrics, store, self.dead)
         # Routes and folds each view (monitor.processing.folding); it keeps the owned and
         # broken shards, whether it may fold here and whether caught up (see the
         # properties below) and the open groups. It holds manager.shards and
         # metrics.tally, so neither is ever replaced.
         self.folder = Folder(settings.kafka.partitions, manager.shards,
-                             settings.processing.dedup_window > 0, self.sink, metrics.tally)
+                             settings.processing.dedup_window > 0, self.decisions_topic,
+                             self.sink, metrics.tally)
         self.ingest = Ingest(settings, self.folder, metrics, self.dead)
         self.scorer = Scorer(settings, manager, self.folder, self.readback, self.lookup,
                              metrics, self.dead, self._unreadable)
@@ -204,7 +204,7 @@ class Pipeline:
 
     @outputs.setter
     def outputs(self, outputs: Outputs | None) -> None:
-        self.clients.outputs = outputs
+        self.clients.outputs = self.folder.outputs = outputs
 
     # lifecycle -------------------------------------------------------------------
 
@@ -225,9 +225,9 @@ class Pipeline:
             heartbeat_interval_ms=int(kafka.heartbeat_interval_seconds * 1000))
         await self.manager.start()
         await producer.start()
-        clients.outputs = Outputs(producer)
-        await clients.outputs.prepare(self.routed, self.decisions_topic, self.alerts_topic,
-                                      self.dead_topic)
+        self.outputs = outputs = Outputs(producer)
+        await outputs.prepare(self.routed, self.decisions_topic, self.alerts_topic,
+                              self.dead_topic)
         await consumer.start()
         consumer.subscribe([*self.kinds, self.routed], listener=self.rebalance.listener())
         self.running = True
@@ -246,7 +246,8 @@ class Pipeline:
                     saved = await self.checkpoint()
                     logger.info("final checkpoint: %d shards saved", saved)
             finally:
-                clients.consumer = clients.producer = clients.outputs = None
+                clients.consumer = clients.producer = None
+                self.outputs = None
                 self.manager.release(set(self.owned))
                 self.owned.clear()
                 self.rebalance.routed_partitions = []

@@ -61,14 +61,14 @@ class DeadLetters:
 
 
 class WorkerSink:
-    """The live worker's fold sink: routed groups, decisions and alerts to their topics,
+    """The live worker's fold sink: routed groups and alerts to their topics,
     the read-back cache, the alert store and the metrics."""
 
-    def __init__(self, clients: Clients, routed: str, decisions: str, alerts: str,
-                 readback: ReadBack, manager: ShardManager, metrics: Metrics,
+    def __init__(self, clients: Clients, routed: str, alerts: str, readback: ReadBack,
+                 manager: ShardManager, metrics: Metrics,
                  store: AlertStore, dead: DeadLetters) -> None:
         self.clients = clients
-        self.routed, self.decisions, self.alerts = routed, decisions, alerts
+        self.routed, self.alerts = routed, alerts
         self.readback = readback
         self.manager = manager
         self.metrics = metrics
@@ -83,9 +83,6 @@ class WorkerSink:
 
     def folding_ahead(self, shard_id: int) -> None:
         self.manager.touch(shard_id)
-
-    def decided(self, key: bytes, decision: bytes) -> None:
-        self.clients.out().add(self.decisions, key, decision)
 
     def alerted(self, view: View, event: Event, alert: dict[str, Any]) -> None:
         """Send an alert a fold raised, count it and keep it for the HTTP API."""
