@@ -26,7 +26,7 @@ native: venv
 	$(BIN)/fraudmon native build
 
 jars: venv
-	$(BIN)/python -c "from streams.devtools.broker import ensure_jars; print(ensure_jars())"
+	$(BIN)/python -c "from streams.devtools.jars import ensure_jars; print(ensure_jars())"
 
 # Prometheus (with promtool) and Alertmanager (with amtool) from Debian's packages, for
 # the rule unit tests and the integration tests with real peers. Installed only when a

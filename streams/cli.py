@@ -93,7 +93,7 @@ def _cmd_produce(args: argparse.Namespace) -> int:
 
 
 def _cmd_kafka(args: argparse.Namespace) -> int:
-    from streams.devtools.broker import main as broker_main
+    from streams.devtools.kafka_command import main as broker_main
 
     argv = [args.action, "--dir", args.dir, "--port", str(args.port)]
     return broker_main(argv)

@@ -17,6 +17,11 @@ selected sections (all by default):
 
 Rates over Kafka are the span from the first to the last decision appended to the
 broker (worker start-up and group join excluded), so short runs are comparable.
+
+One module over 400 lines: :class:`Bench`'s sections share one broker, one input file
+and its worker processes (:mod:`streams.devtools.processes`) within one run, which is
+what makes their figures comparable as ratios. A section that needs more than a method
+goes in a module of its own that takes the :class:`Bench`.
 """
 
 from __future__ import annotations
@@ -24,14 +29,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -52,6 +52,7 @@ from monitor.tools.simulator.log import write_jsonl
 from monitor.tools.simulator.params import SimParams
 from monitor.tools.statesize import measure
 from streams.devtools.broker import LocalBroker, free_port
+from streams.devtools.processes import WorkerProcess, cpu_seconds, wait_for
 from streams.devtools.produce import produce_file
 from streams.pipeline.outputs import Outputs, settle
 from streams.topics import physical_names
@@ -71,69 +72,6 @@ PRODUCER_TICK_SECONDS = 0.005
 #: writing to new partitions. In the first half second of a run the median latency was
 #: 25 ms (after the e2e section) to 155 ms (on a fresh broker), the worker idle at times.
 WARMUP_SECONDS = 5.0
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
-
-
-def _peak_rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-class _Worker:
-    """One ``fraudmon worker`` subprocess."""
-
-    def __init__(self, config: Path, log: Path) -> None:
-        self.port = free_port()  # workers of one deployment share a config, not a web port
-        handle = log.open("ab")
-        self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "streams.cli", "worker", "--config", str(config)],
-            stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "FRAUDMON_WEB__PORT": str(self.port)})
-        handle.close()
-        self.log = log
-
-    def ready(self) -> bool:
-        if self.proc.poll() is not None:
-            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-20:])
-            raise RuntimeError(f"worker exited; log:\n{tail}")
-        url = f"http://127.0.0.1:{self.port}/readyz"
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def cpu(self) -> float:
-        return _cpu_seconds(self.proc.pid)
-
-    def peak_rss(self) -> int:
-        return _peak_rss(self.proc.pid)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-
-
-async def _wait(condition: Callable[[], Any], limit: float, what: str) -> None:
-    deadline = time.monotonic() + limit
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"bench: timed out waiting for {what}")
-        await asyncio.sleep(0.2)  # polling a condition with a deadline
-
-
 class Bench:
     """One benchmark run: a broker, a work directory, an input file."""
 
@@ -143,7 +81,7 @@ class Bench:
         self.broker_pid = broker_pid  # the broker's CPU is measured when it is our own
 
     def broker_cpu(self) -> float:
-        return _cpu_seconds(self.broker_pid) if self.broker_pid is not None else 0.0
+        return cpu_seconds(self.broker_pid) if self.broker_pid is not None else 0.0
 
     def config(self, name: str, partitions: int = 4) -> tuple[Path, Settings]:
         tag = f"{name}-{uuid.uuid4().hex[:6]}"
@@ -175,13 +113,13 @@ class Bench:
         sent, seconds = await produce_file(settings, path)
         return sent / seconds
 
-    def start(self, config: Path, name: str) -> _Worker:
-        return _Worker(config, self.workdir / f"{name}.log")
+    def start(self, config: Path, name: str) -> WorkerProcess:
+        return WorkerProcess(config, self.workdir / f"{name}.log")
 
-    async def ready(self, *workers: _Worker) -> None:
+    async def ready(self, *workers: WorkerProcess) -> None:
         async def all_ready() -> bool:
             return all(worker.ready() for worker in workers)
-        await _wait(all_ready, 120, "workers /readyz")
+        await wait_for(all_ready, 120, "workers /readyz")
 
     async def decisions(self, settings: Settings, expected: int, limit: float,
                         on_progress: Callable[[int], None] | None = None,
@@ -401,7 +339,7 @@ class Bench:
         await self.preload(settings, self.events)
         first_worker = self.start(config, "rebalance-a")
         await self.ready(first_worker)
-        second: list[_Worker] = []
+        second: list[WorkerProcess] = []
         left: list[bool] = []
 
         def progress(done: int) -> None:

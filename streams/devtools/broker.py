@@ -1,22 +1,17 @@
 """A local single-node Apache Kafka (KRaft) broker run from Maven jars.
 
-The jars come from ``deploy/kafka/pom.xml`` via ``mvn dependency:copy-dependencies``
-(cached per version); the broker runs as a detached ``java kafka.Kafka`` process
+The jars come from ``deploy/kafka/pom.xml`` (:mod:`streams.devtools.jars`, cached per
+version); the broker runs as a detached ``java kafka.Kafka`` process
 whose files (config, data, log, pid) live in one work directory.
 
-CLI::
-
-    python -m streams.devtools.broker up|down|status [--port 9092] [--controller-port N]
-                                            [--dir .kafka] [--kafka-version V]
+Its command line is ``fraudmon kafka up|down|status`` (:mod:`streams.devtools.kafka_command`).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import concurrent.futures
-import hashlib
 import logging
 import os
 import re
@@ -25,120 +20,21 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from streams.devtools.jars import LOG4J_CONFIG, BrokerError, ensure_jars, resolve_kafka_version
+
 log = logging.getLogger(__name__)
 
-KAFKA_VERSION: Final = "4.4.0"
-"""The pinned Kafka version; env ``FRAUDMON_KAFKA_VERSION`` overrides it."""
-
-DEPLOY_DIR: Final = Path(__file__).resolve().parents[2] / "deploy" / "kafka"
-POM: Final = DEPLOY_DIR / "pom.xml"
-LOG4J_CONFIG: Final = DEPLOY_DIR / "log4j2.properties"
-
-_MARKER: Final = ".complete"
-_VERSION_RE: Final = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.\-]*$")
-_ANSI_RE: Final = re.compile(r"\x1b\[[0-9;]*m")
 _POLL_INTERVAL: Final = 0.2
 
 _T = TypeVar("_T")
-
-
-class BrokerError(RuntimeError):
-    """The local broker could not be set up, started or stopped.
-
-    The first line of the message is a one-line summary; ``log_tail`` holds the
-    last lines of the broker log when there is one.
-    """
-
-    def __init__(self, message: str, log_tail: str = "") -> None:
-        super().__init__(f"{message}\n{log_tail}" if log_tail else message)
-        self.summary = message
-        self.log_tail = log_tail
-
-
-def resolve_kafka_version() -> str:
-    """Return the Kafka version to run: ``FRAUDMON_KAFKA_VERSION`` or the pin."""
-    return os.environ.get("FRAUDMON_KAFKA_VERSION") or KAFKA_VERSION
-
-
-def default_cache_dir(version: str) -> Path:
-    """Return the jar folder for *version* under ``FRAUDMON_KAFKA_CACHE`` or ``~/.cache``."""
-    root = os.environ.get("FRAUDMON_KAFKA_CACHE")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "fraud-monitor"
-    return base / f"kafka-{version}" / "libs"
-
-
-def _jar_stamp(version: str) -> str:
-    pom_hash = hashlib.sha256(POM.read_bytes()).hexdigest()[:16]
-    return f"kafka {version} pom {pom_hash}"
-
-
-def _is_complete(libs: Path, stamp: str) -> bool:
-    try:
-        return (libs / _MARKER).read_text().strip() == stamp
-    except OSError:
-        return False
-
-
-def _first_error(output: str) -> str:
-    lines = [_ANSI_RE.sub("", line).strip() for line in output.splitlines()]
-    lines = [line for line in lines if line]
-    errors = [line.removeprefix("[ERROR] ") for line in lines if line.startswith("[ERROR]")]
-    return (errors or lines or ["no output"])[0].removesuffix(" -> [Help 1]")
-
-
-def ensure_jars(kafka_version: str | None = None, cache_dir: Path | None = None) -> Path:
-    """Copy Kafka's runtime jars into *cache_dir* once and return that folder.
-
-    A marker file records the version and the pom's hash; when it matches, Maven
-    is not run. Maven uses its default local repository (``~/.m2``).
-    """
-    version = kafka_version or resolve_kafka_version()
-    if not _VERSION_RE.match(version):
-        raise BrokerError(f"invalid Kafka version {version!r}")
-    if not POM.is_file():
-        raise BrokerError(f"missing {POM}")
-    libs = Path(cache_dir) if cache_dir is not None else default_cache_dir(version)
-    stamp = _jar_stamp(version)
-    if _is_complete(libs, stamp):
-        return libs
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise BrokerError("mvn not found on PATH (needed to fetch the Kafka jars)")
-    libs.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".libs-", dir=libs.parent))
-    cmd = [
-        mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-        "-DincludeScope=runtime", f"-DoutputDirectory={tmp}", f"-Dkafka.version={version}",
-    ]  # fmt: skip
-    log.info("fetching Kafka %s jars into %s", version, libs)
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
-        if proc.returncode != 0:
-            raise BrokerError(
-                f"mvn could not fetch Kafka {version}: {_first_error(proc.stdout + proc.stderr)}"
-            )
-        if not any(tmp.glob("kafka_2.13-*.jar")):
-            raise BrokerError(f"mvn copied no kafka_2.13 jar for Kafka {version}")
-        (tmp / _MARKER).write_text(stamp + "\n")
-        if not _is_complete(libs, stamp):  # another process may have finished first
-            shutil.rmtree(libs, ignore_errors=True)
-            tmp.rename(libs)
-    except OSError as exc:
-        if not _is_complete(libs, stamp):
-            raise BrokerError(f"could not populate {libs}: {exc}") from exc
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return libs
 
 
 def new_cluster_id() -> str:
@@ -501,79 +397,3 @@ class LocalBroker:
                 return False
             time.sleep(0.1)
         return True
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run ``up``, ``down`` or ``status`` for a local broker; return the exit code."""
-    parser = argparse.ArgumentParser(
-        prog="python -m streams.devtools.broker",
-        description="Local single-node Kafka (KRaft) broker."
-    )
-    parser.add_argument("command", choices=("up", "down", "status"))
-    parser.add_argument("--port", type=int, default=9092, help="client port (default 9092)")
-    parser.add_argument("--controller-port", type=int, default=None, help="default: port + 1")
-    parser.add_argument("--dir", type=Path, default=Path(".kafka"), help="work directory")
-    parser.add_argument("--kafka-version", default=None, help=f"default {resolve_kafka_version()}")
-    parser.add_argument("--timeout", type=float, default=None, help="s (default: up 90, down 30)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    broker = LocalBroker(
-        args.dir, port=args.port, controller_port=args.controller_port,
-        kafka_version=args.kafka_version,
-    )  # fmt: skip
-    try:
-        command, default_timeout = _COMMANDS[args.command]
-        return command(broker, args.timeout if args.timeout is not None else default_timeout)
-    except BrokerError as exc:
-        print(f"error: {exc.summary}", file=sys.stderr)
-        return 1
-
-
-def _up(broker: LocalBroker, timeout: float) -> int:
-    was_running = broker.is_running()
-    started = time.monotonic()
-    broker.start(timeout=timeout)
-    took = time.monotonic() - started
-    if was_running or not broker.is_running():
-        owner = f"pid {broker.pid}" if broker.is_running() else "not started from this --dir"
-        print(f"Kafka already up at {broker.bootstrap} ({owner})")
-    else:
-        print(
-            f"Kafka {broker.kafka_version} up at {broker.bootstrap} in {took:.1f}s"
-            f" (pid {broker.pid}, log {broker.log_path})"
-        )
-    return 0
-
-
-def _down(broker: LocalBroker, timeout: float) -> int:
-    pid = broker.pid
-    if broker.stop(timeout=timeout):
-        print(f"Kafka at {broker.bootstrap} stopped (pid {pid})")
-    else:
-        print(f"Kafka not running in {broker.workdir}")
-    return 0
-
-
-def _status(broker: LocalBroker, timeout: float) -> int:
-    if not broker.is_running():
-        print(f"not running (dir {broker.workdir})")
-        return 1
-    if not broker.answers(timeout=timeout):
-        print(f"pid {broker.pid} alive but not answering on {broker.bootstrap}")
-        return 1
-    print(f"running at {broker.bootstrap} (pid {broker.pid}, cluster {broker.cluster_id})")
-    return 0
-
-
-_COMMANDS: Final[dict[str, tuple[Callable[[LocalBroker, float], int], float]]] = {
-    "up": (_up, 90.0),
-    "down": (_down, 30.0),
-    "status": (_status, 5.0),
-}
-
-if __name__ == "__main__":
-    sys.exit(main())
