@@ -9,6 +9,7 @@ Secrets are read from the environment only and never from files in the repositor
 from __future__ import annotations
 
 import os
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -22,6 +23,8 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from monitor.contract.clock import TimeRule
+from monitor.contract.events import Limits
 from monitor.contract.vocabulary import PATTERNS
 from monitor.errors import ConfigError
 
@@ -67,10 +70,29 @@ class ProcessingSettings(_Section):
     # a shard) and to state_dir as a cache; "file": to state_dir only (one host).
     checkpoint_store: Literal["file", "kafka"] = "kafka"
     checkpoint_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
-    max_event_bytes: int = Field(default=65536, ge=256, le=10_000_000)
+    max_event_bytes: int = Field(default=65536, ge=256, le=524_288)
     dedup_window: int = Field(default=100_000, ge=0, le=10_000_000)
     entity_idle_days: float = Field(default=120.0, gt=0)
     eviction_every_events: int = Field(default=10_000, ge=100)
+    max_entities_per_shard: int = Field(default=150_000, ge=100, le=100_000_000)
+    entity_warning_ratio: float = Field(default=0.9, gt=0, le=1)
+    min_event_date: date = date(2000, 1, 1)
+    max_future_skew_seconds: float = Field(default=86_400.0, ge=0, le=366 * 86_400)
+    max_watermark_step_seconds: float = Field(default=3_600.0, gt=0, le=366 * 86_400)
+    max_fee_ratio: float = Field(default=10.0, gt=0, le=1e6)
+    dead_letter_prefix_bytes: int = Field(default=8192, ge=0, le=131_072)
+    restore_backoff_initial_seconds: float = Field(default=1.0, gt=0, le=300)
+    restore_backoff_max_seconds: float = Field(default=60.0, gt=0, le=3600)
+
+    def time_rule(self) -> TimeRule:
+        """The event-time bounds these settings give."""
+        floor = datetime.combine(self.min_event_date, time(), UTC).timestamp()
+        return TimeRule(floor=floor, max_future_skew=self.max_future_skew_seconds,
+                        max_watermark_step=self.max_watermark_step_seconds)
+
+    def limits(self) -> Limits:
+        """The event contract's bounds these settings give."""
+        return Limits(max_bytes=self.max_event_bytes, max_fee_ratio=self.max_fee_ratio)
 
 
 class AnomalySettings(_Section):

@@ -24,6 +24,21 @@ LOGICAL_TOPICS = ("payments", "loan_disbursals", "labels", "decisions", "alerts"
                   "dead_letter", "routed", "webhook_dead_letter")
 
 
+INPUT_MESSAGE_BYTES = 8 << 20
+"""``max.message.bytes`` of the input topics: what an upstream system may write. The
+worker dead-letters anything over ``processing.max_event_bytes`` with a prefix, so an
+oversized message costs a dead letter, not a stuck partition."""
+OUTPUT_MESSAGE_BYTES = 1 << 20
+"""``max.message.bytes`` of every topic the worker writes (routed groups, decisions,
+alerts, dead letters, changelog chunks): each record it writes is sized to fit
+(``tests/unit/test_record_sizes.py``)."""
+
+
+def message_bytes(logical: str) -> int:
+    """``max.message.bytes`` of a topic the project creates, by logical name."""
+    return INPUT_MESSAGE_BYTES if logical in INPUT_KINDS else OUTPUT_MESSAGE_BYTES
+
+
 def physical_names(settings: Settings) -> dict[str, str]:
     """Logical name -> topic name in Kafka, prefix included."""
     return {logical: settings.kafka.topic(logical) for logical in LOGICAL_TOPICS}
@@ -34,7 +49,8 @@ def physical_names(settings: Settings) -> dict[str, str]:
 #: to compact a partition before a restore has to read much more than its live keys.
 CHANGELOG_NAME = "fraudmon-shard-state"
 CHANGELOG_CONFIG = {"cleanup.policy": "compact", "segment.bytes": str(64 << 20),
-                    "min.cleanable.dirty.ratio": "0.2"}
+                    "min.cleanable.dirty.ratio": "0.2",
+                    "max.message.bytes": str(OUTPUT_MESSAGE_BYTES)}
 
 
 def changelog_topic(settings: Settings) -> str:
@@ -59,8 +75,9 @@ async def ensure_topics(settings: Settings, timeout_ms: int = 30_000) -> None:
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(name, settings.kafka.partitions, settings.kafka.replication_factor)
-            for name in physical_names(settings).values() if name not in existing
+            NewTopic(name, settings.kafka.partitions, settings.kafka.replication_factor,
+                     topic_configs={"max.message.bytes": str(message_bytes(logical))})
+            for logical, name in physical_names(settings).items() if name not in existing
         ]
         changelog = changelog_topic(settings)
         kafka_store = settings.processing.checkpoint_store == "kafka"

@@ -3,12 +3,23 @@
 Events are UTF-8 JSON objects, one per message (see ``docs/events.md``). Anything
 that breaks the contract raises :class:`~monitor.errors.InvalidEvent` with a one-line
 reason; unknown extra fields are kept in ``raw`` and otherwise ignored.
+
+The rules are strict because every field may be hostile: a key given twice (which JSON
+decoders resolve differently), an identifier with a control, format (bidi override,
+zero-width) or private-use character, or one that differs from another only in its
+Unicode composition (identifiers are NFC-normalized, so both name one entity), an amount
+below one hundredth of a unit, a currency outside ISO 4217, a fee out of proportion to
+its principal. Times are checked against a clock apart from this module
+(:mod:`monitor.contract.clock`): parsing depends on the message alone.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +27,7 @@ from typing import Any, Final
 
 import orjson
 
+from monitor.contract.currencies import CURRENCIES
 from monitor.contract.vocabulary import ENTITY_TYPES as ALL_ENTITY_TYPES
 from monitor.contract.vocabulary import PATTERNS
 from monitor.errors import InvalidEvent
@@ -29,13 +41,27 @@ CHANNELS: Final = frozenset({"transfer", "card", "qr", "wallet", "cash_out", "lo
 ENTITY_TYPES: Final = frozenset(ALL_ENTITY_TYPES)
 """Entity types a label may name (:mod:`monitor.contract.vocabulary`)."""
 MAX_AMOUNT: Final = 1e12
+MIN_AMOUNT: Final = 0.01
+"""The smallest amount: one hundredth of a unit (a fen, a cent)."""
 MAX_ID_LENGTH: Final = 128
 MAX_TERM_DAYS: Final = 36_500
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The contract's configurable bounds (``processing`` settings)."""
+
+    max_bytes: int = 65536
+    """The largest message accepted, in bytes."""
+    max_fee_ratio: float = 10.0
+    """The largest ``fee`` of a loan disbursal, as a multiple of its ``principal``."""
+
+
+DEFAULT_LIMITS: Final = Limits()
 
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})\Z"
 )
-_CURRENCY = re.compile(r"[A-Z]{3}\Z")
 
 
 # Events are dataclasses for equality and repr, with ``__init__`` written out: a compiled
@@ -160,7 +186,8 @@ Event = Payment | LoanDisbursal | Label
 
 def _identifier(data: dict[str, Any], name: str, *, required: bool = True) -> str | None:
     value = data.get(name)
-    if type(value) is str and 0 < len(value) <= MAX_ID_LENGTH:
+    if (type(value) is str and 0 < len(value) <= MAX_ID_LENGTH and value.isascii()
+            and value.isprintable() and value[0] != " " and value[-1] != " "):
         return value  # the common case, checked first
     if value is None:
         if required:
@@ -168,14 +195,27 @@ def _identifier(data: dict[str, Any], name: str, *, required: bool = True) -> st
         return None
     if not isinstance(value, str):
         raise InvalidEvent(f"field '{name}' must be a string")
+    return _strict_identifier(value, name)
+
+
+def _strict_identifier(value: str, name: str) -> str:
+    """``value`` NFC-normalized, or why it cannot name anything."""
+    if not value.isprintable():
+        raise InvalidEvent(f"field '{name}' has a control, format, private-use or "
+                           "unassigned character")
+    if not value.isascii() and not unicodedata.is_normalized("NFC", value):
+        value = unicodedata.normalize("NFC", value)
     if not 1 <= len(value) <= MAX_ID_LENGTH:
         raise InvalidEvent(f"field '{name}' must be 1-{MAX_ID_LENGTH} characters")
+    if value[0] == " " or value[-1] == " ":
+        raise InvalidEvent(f"field '{name}' has a leading or trailing space")
     return value
 
 
 def _required_id(data: dict[str, Any], name: str) -> str:
     value = data.get(name)
-    if type(value) is str and 0 < len(value) <= MAX_ID_LENGTH:
+    if (type(value) is str and 0 < len(value) <= MAX_ID_LENGTH and value.isascii()
+            and value.isprintable() and value[0] != " " and value[-1] != " "):
         return value
     checked = _identifier(data, name)
     assert checked is not None  # noqa: S101 - _identifier raises when a required id is missing
@@ -185,7 +225,7 @@ def _required_id(data: dict[str, Any], name: str) -> str:
 def _amount(data: dict[str, Any], name: str, *, default: float | None = None,
             allow_zero: bool = False) -> float:
     value = data.get(name)
-    if type(value) is float and 0.0 < value <= MAX_AMOUNT:
+    if type(value) is float and MIN_AMOUNT <= value <= MAX_AMOUNT:
         return value  # the common case, checked first
     if value is None:
         if default is not None:
@@ -198,6 +238,8 @@ def _amount(data: dict[str, Any], name: str, *, default: float | None = None,
         raise InvalidEvent(f"field '{name}' must be finite")
     if number < 0 or (number == 0 and not allow_zero):
         raise InvalidEvent(f"field '{name}' must be {'>= 0' if allow_zero else 'positive'}")
+    if 0 < number < MIN_AMOUNT:
+        raise InvalidEvent(f"field '{name}' is below {MIN_AMOUNT} (a hundredth of a unit)")
     if number > MAX_AMOUNT:
         raise InvalidEvent(f"field '{name}' exceeds {MAX_AMOUNT:.0e}")
     return number
@@ -251,14 +293,14 @@ def _currency(data: dict[str, Any]) -> str:
     value = data.get("currency", "CNY")
     if type(value) is str and value in _CURRENCIES:
         return value
-    if not isinstance(value, str) or not _CURRENCY.match(value):
+    if not isinstance(value, str) or value not in CURRENCIES:
         raise InvalidEvent("field 'currency' must be an ISO 4217 code like 'CNY'")
     if len(_CURRENCIES) < 256:
         _CURRENCIES.add(value)
     return value
 
 
-def _payment(data: dict[str, Any]) -> Payment:
+def _payment(data: dict[str, Any], limits: Limits) -> Payment:
     event_id = _required_id(data, "event_id")
     ts, ts_text = _timestamp(data)
     payer = _required_id(data, "payer")
@@ -283,7 +325,7 @@ def _payment(data: dict[str, Any]) -> Payment:
     )
 
 
-def _disbursal(data: dict[str, Any]) -> LoanDisbursal:
+def _disbursal(data: dict[str, Any], limits: Limits) -> LoanDisbursal:
     event_id = _required_id(data, "event_id")
     ts, ts_text = _timestamp(data)
     term = data.get("term_days")
@@ -291,14 +333,18 @@ def _disbursal(data: dict[str, Any]) -> LoanDisbursal:
         raise InvalidEvent("missing field 'term_days'")
     if isinstance(term, bool) or not isinstance(term, int) or not 0 < term <= MAX_TERM_DAYS:
         raise InvalidEvent(f"field 'term_days' must be an integer in 1..{MAX_TERM_DAYS}")
+    principal = _amount(data, "principal")
+    fee = _amount(data, "fee", default=0.0, allow_zero=True)
+    if fee > principal * limits.max_fee_ratio:
+        raise InvalidEvent(f"field 'fee' exceeds {limits.max_fee_ratio:g} times the principal")
     return LoanDisbursal(
         event_id=event_id, ts=ts, ts_text=ts_text,
         loan_id=_required_id(data, "loan_id"),
         borrower=_required_id(data, "borrower"),
         lender=_required_id(data, "lender"),
-        principal=_amount(data, "principal"),
+        principal=principal,
         currency=_currency(data),
-        fee=_amount(data, "fee", default=0.0, allow_zero=True),
+        fee=fee,
         term_days=term,
         account=_required_id(data, "account"),
         referrer=_identifier(data, "referrer", required=False),
@@ -307,7 +353,7 @@ def _disbursal(data: dict[str, Any]) -> LoanDisbursal:
     )
 
 
-def _label(data: dict[str, Any]) -> Label:
+def _label(data: dict[str, Any], limits: Limits) -> Label:
     event_id = _required_id(data, "event_id")
     ts, ts_text = _timestamp(data)
     confirmed = data.get("confirmed")
@@ -330,32 +376,108 @@ def _label(data: dict[str, Any]) -> Label:
                  entity_type=entity_type, pattern=pattern, raw=data)
 
 
-_PARSERS: dict[str, Callable[[dict[str, Any]], Event]] = {
+_PARSERS: dict[str, Callable[[dict[str, Any], Limits], Event]] = {
     PAYMENTS: _payment, LOAN_DISBURSALS: _disbursal, LABELS: _label,
 }
 
 
-def from_dict(kind: str, data: Any) -> Event:
+def from_dict(kind: str, data: Any, limits: Limits = DEFAULT_LIMITS) -> Event:
     """Validate an already-decoded JSON value as an event of ``kind``."""
     parser = _PARSERS.get(kind)
     if parser is None:
         raise InvalidEvent(f"unknown topic kind '{kind}'")
     if not isinstance(data, dict):
         raise InvalidEvent("event must be a JSON object")
-    return parser(data)
+    return parser(data, limits)
 
 
-def parse(kind: str, payload: bytes | None, *, max_bytes: int = 65536) -> Event:
+def parse(kind: str, payload: bytes | None, *, max_bytes: int | None = None,
+          limits: Limits = DEFAULT_LIMITS) -> Event:
     """Decode one Kafka message value of topic ``kind`` into a validated event."""
     if payload is None:
         raise InvalidEvent("empty message (null value)")
-    if len(payload) > max_bytes:
-        raise InvalidEvent(f"message of {len(payload)} bytes exceeds the {max_bytes}-byte limit")
+    limit = limits.max_bytes if max_bytes is None else max_bytes
+    if len(payload) > limit:
+        raise InvalidEvent(f"message of {len(payload)} bytes exceeds the {limit}-byte limit")
     try:
         data = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         raise InvalidEvent(f"not UTF-8 JSON: {str(exc).splitlines()[0]}") from exc
-    return from_dict(kind, data)
+    if repeats_a_key(payload, data):
+        raise InvalidEvent("a JSON key appears more than once")
+    return from_dict(kind, data, limits)
+
+
+def repeats_a_key(payload: bytes, data: Any) -> bool:
+    """Whether the JSON text ``payload`` (decoded as ``data``) names a key twice in an
+    object, at any depth: decoders disagree on which value wins, so it is refused.
+
+    Without escapes the colons are counted, not parsed again: each is a key's or inside a
+    string, so more colons than keys and string colons together means a repeated key.
+    With escapes the text is decoded again, pair by pair.
+
+    >>> repeats_a_key(b'{"amount": -5, "amount": 5}', {"amount": 5})
+    True
+    >>> repeats_a_key(b'{"ts": "10:00:00", "a": [{"b": 1}]}', {"ts": "10:00:00", "a": [{"b": 1}]})
+    False
+    """
+    if b"\\" not in payload:
+        return payload.count(b":") != _colons(data, 0)
+    try:
+        json.loads(payload, object_pairs_hook=_unique_pairs)
+    except _RepeatedKey:
+        return True
+    except ValueError:  # orjson took it; the stdlib may not (a lone surrogate): no verdict
+        return False
+    return False
+
+
+MAX_DEPTH: Final = 32
+"""The deepest nesting of objects and arrays an event may have."""
+
+
+def _colons(value: Any, depth: int) -> int:
+    """Keys plus colons inside strings, in ``value`` and everything it holds."""
+    if depth > MAX_DEPTH:
+        raise InvalidEvent(f"JSON nested more than {MAX_DEPTH} deep")
+    count = 0
+    if type(value) is dict:
+        count = len(value)
+        for key, item in value.items():
+            count += key.count(":")
+            kind = type(item)
+            if kind is str:
+                count += item.count(":")
+            elif kind is dict or kind is list:
+                count += _colons(item, depth + 1)
+    elif type(value) is list:
+        for item in value:
+            kind = type(item)
+            if kind is str:
+                count += item.count(":")
+            elif kind is dict or kind is list:
+                count += _colons(item, depth + 1)
+    elif type(value) is str:
+        count = value.count(":")
+    return count
+
+
+class _RepeatedKey(ValueError):
+    pass
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _RepeatedKey
+    return result
+
+
+def content_digest(event: Event) -> str:
+    """A digest of what ``event`` says, key order aside: one ``event_id`` with two
+    digests is two different events under one name."""
+    canonical = orjson.dumps(event.raw, option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(canonical, digest_size=8).hexdigest()
 
 
 def partition_key(event: Event) -> str:

@@ -64,20 +64,49 @@ def decision(event: Event, entities: list[dict[str, str]], scores: dict[str, flo
     }
 
 
+DEAD_LETTER_PREFIX = 8192
+"""Bytes of the original a dead letter keeps by default."""
+
+
 def dead_letter(payload: bytes | None, topic: str, partition: int | None,
-                offset: int | None, reason: str) -> dict[str, Any]:
-    """A dead-letter record: the original bytes (as text where they decode), and why."""
+                offset: int | None, reason: str,
+                prefix: int = DEAD_LETTER_PREFIX) -> dict[str, Any]:
+    """A dead-letter record: at most ``prefix`` bytes of the original (as text where they
+    decode, else hex), its full size and SHA-256, and why.
+
+    A dead letter always fits in a Kafka record: the prefix is at most six times its size
+    once JSON-escaped (``\\u0000``), twice as hex, whatever the original's size.
+    """
     original: str | None = None
     encoding = "utf-8"
+    size = digest = None
+    truncated = False
     if payload is not None:
+        size = len(payload)
+        digest = hashlib.sha256(payload).hexdigest()
+        kept = payload[:prefix]
+        truncated = len(kept) < size
         try:
-            original = payload.decode("utf-8")
+            original = _utf8_prefix(kept, truncated)
         except UnicodeDecodeError:
-            original, encoding = payload.hex(), "hex"
+            original, encoding = kept.hex(), "hex"
     return {
         "reason": reason,
         "source": {"topic": topic, "partition": partition, "offset": offset},
         "original": original,
         "original_encoding": encoding,
+        "original_bytes": size,
+        "original_sha256": digest,
+        "original_truncated": truncated,
         "dead_lettered_at": now_text(),
     }
+
+
+def _utf8_prefix(kept: bytes, truncated: bool) -> str:
+    """``kept`` as text; a character the cut split at its end is dropped."""
+    try:
+        return kept.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if truncated and exc.start >= len(kept) - 3 and exc.reason == "unexpected end of data":
+            return kept[:exc.start].decode("utf-8")
+        raise

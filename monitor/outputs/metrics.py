@@ -67,6 +67,28 @@ class ShardStateCollector(Collector):
         for shard in shards:
             entities.add_metric([str(shard.shard_id)], len(shard.entities))
         yield entities
+        evicted = CounterMetricFamily(
+            f"{NAMESPACE}_entities_evicted",
+            "Entities evicted from owned shards, by family and reason (idle: past the idle "
+            "horizon; bound: least recently active, over processing.max_entities_per_shard).",
+            labels=["family", "reason"])
+        totals: dict[str, int] = {}
+        for shard in shards:
+            for name, count in shard.evicted_by.items():
+                totals[name] = totals.get(name, 0) + count
+        for name, count in sorted(totals.items()):
+            family, _, reason = name.partition(":")
+            evicted.add_metric([family, reason], count)
+        yield evicted
+        yield GaugeMetricFamily(
+            f"{NAMESPACE}_shards_near_entity_limit",
+            "Owned shards holding at least processing.entity_warning_ratio of their entity "
+            "bound (eviction by activity is near).",
+            value=sum(len(shard.entities) >= shard.entity_warning_at for shard in shards))
+        if shards:
+            yield GaugeMetricFamily(f"{NAMESPACE}_shard_entity_limit",
+                                    "processing.max_entities_per_shard.",
+                                    value=shards[0].max_entities)
         yield GaugeMetricFamily(f"{NAMESPACE}_shards_owned",
                                 "State shards (routed partitions) this worker owns.",
                                 value=len(shards))
@@ -194,6 +216,13 @@ class Metrics:
             ["family"], namespace=ns, registry=r)
         self.model = Info("model", "The scoring logic and configuration in use.",
                           namespace=ns, registry=r)
+        self.shard_restore_failures = Counter(
+            "shard_restore_failures", "Restores of an owned shard that failed (retried).",
+            namespace=ns, registry=r)
+        self.dead_letter_write_failures = Counter(
+            "dead_letter_write_failures",
+            "Dead letters that could not be written after retries (logged, then skipped).",
+            namespace=ns, registry=r)
         self.consumer_lag = Gauge(
             "consumer_lag", "Messages not yet committed, by consumer, topic and partition.",
             ["consumer", "topic", "partition"], namespace=ns, registry=r)

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from monitor.contract.events import Event, from_dict
+from monitor.contract.events import DEFAULT_LIMITS, Event, Limits, from_dict
 from monitor.errors import InvalidEvent
 from monitor.routing.views import View
 
@@ -114,32 +114,33 @@ Decoded = tuple[View, Event, float | None] | Reference
 
 
 def decode_group(payload: bytes, invalid: list[tuple[bytes, str]] | None = None,
-                 ) -> list[Decoded]:
+                 limits: Limits = DEFAULT_LIMITS) -> list[Decoded]:
     """Routed record bytes -> its views (or references) in order; ``InvalidEvent`` if the
     record is not an envelope or a group of them. An item of a group that is neither
     raises too, unless ``invalid`` is given: then the item (as JSON) and the reason are
-    appended to it and the other items are still returned."""
+    appended to it and the other items are still returned. Events are checked against
+    ``limits`` (the worker's ``processing`` settings) as at ingest."""
     try:
         data: Any = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         raise InvalidEvent(f"not a routed envelope: {exc}") from exc
     if isinstance(data, dict):
-        return [_decoded(data)]
+        return [_decoded(data, limits)]
     if not isinstance(data, list) or not data:
         raise InvalidEvent("not a routed envelope: neither an envelope nor a group of them")
     if invalid is None:
-        return [_item(item) for item in data]
+        return [_item(item, limits) for item in data]
     views = []
     for item in data:
         try:
-            views.append(_item(item))
+            views.append(_item(item, limits))
         except InvalidEvent as exc:
             invalid.append((orjson.dumps(item), exc.reason))
     return views
 
 
-def _item(data: Any) -> Decoded:
-    return _reference(data) if isinstance(data, list) else _decoded(data)
+def _item(data: Any, limits: Limits) -> Decoded:
+    return _reference(data) if isinstance(data, list) else _decoded(data, limits)
 
 
 def _reference(data: list[Any]) -> Reference:
@@ -170,7 +171,7 @@ def decode_with_arrival(payload: bytes) -> tuple[View, Event, float | None]:
     return _decoded(data)
 
 
-def _decoded(data: Any) -> tuple[View, Event, float | None]:
+def _decoded(data: Any, limits: Limits = DEFAULT_LIMITS) -> tuple[View, Event, float | None]:
     try:
         role, entity_type, entity = data["role"], data["entity_type"], data["entity"]
         primary, kind, value = data["primary"], data["kind"], data["value"]
@@ -183,7 +184,7 @@ def _decoded(data: Any) -> tuple[View, Event, float | None]:
     view = View(role, entity_type, entity, bool(primary))
     if isinstance(arrived, bool) or not isinstance(arrived, int | float):
         arrived = None
-    return view, from_dict(kind, value), arrived
+    return view, from_dict(kind, value, limits), arrived
 
 
 def decode(payload: bytes) -> tuple[View, Event]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from monitor.errors import InvalidEvent
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
@@ -92,3 +94,37 @@ def unpacked(stored: object) -> list[str]:
     if isinstance(stored, list | dict):
         return [str(token) for token in stored]
     raise TypeError(f"not a dedup window: {type(stored).__name__}")
+
+
+class ContentWindow:
+    """The last ``size`` event ids seen, each with a digest of its content: an id seen
+    again with other content is a conflict (a dead letter), with the same a repeat.
+
+    >>> window = ContentWindow(2)
+    >>> window.check("e1", "a"), window.check("e1", "a"), window.check("e1", "b")
+    (True, True, False)
+    """
+
+    __slots__ = ("digests", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.digests: dict[str, str] = {}
+
+    def check(self, event_id: str, digest: str) -> bool:
+        """Remember ``event_id``'s content; False when it was seen with other content."""
+        digests = self.digests
+        known = digests.get(event_id)
+        if known is not None:
+            return known == digest
+        if self.size <= 0:
+            return True
+        if len(digests) >= self.size:
+            del digests[next(iter(digests))]
+        digests[event_id] = digest
+        return True
+
+    def admit(self, event_id: str, digest: str) -> None:
+        """:meth:`check`, raising :class:`InvalidEvent` (the dead-letter reason) on a conflict."""
+        if not self.check(event_id, digest):
+            raise InvalidEvent(f"event_id '{event_id}' was seen with other content")

@@ -10,7 +10,9 @@ a redelivered view (same event id and role) is dropped by the dedup window.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import logging
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +32,8 @@ from monitor.state.dedup import DedupWindow, unpacked
 from monitor.state.snapshot import SnapshotJob, read_snapshot
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from monitor.config import Settings
     from monitor.contract.events import Event
 
@@ -84,6 +88,14 @@ class Shard:
         self.dedup_window = settings.processing.dedup_window
         self.idle_seconds = settings.processing.entity_idle_days * DAY
         self.eviction_every = settings.processing.eviction_every_events
+        self.max_entities = settings.processing.max_entities_per_shard
+        self.entity_warning_at = int(self.max_entities
+                                     * settings.processing.entity_warning_ratio)
+        self.cooldown = settings.detection.cooldown_hours * 3600.0
+        self.max_watermark_step = settings.processing.max_watermark_step_seconds
+        self.clock: Callable[[], float] = time.time
+        """What the watermark may not run more than a step ahead of: the wall clock live,
+        the file's clock in replay (see :mod:`monitor.contract.clock`)."""
         self.model_version = model_version(settings)
         self.policy = AlertPolicy(self.settings, self.model_version)
         self.entities: dict[str, EntityState] = {}
@@ -95,6 +107,8 @@ class Shard:
         self.started = 0.0
         self.processed = 0
         self.evicted = 0
+        self.evicted_by: dict[str, int] = {}
+        """Entities evicted per ``family:reason`` (reason ``idle`` or ``bound``)."""
         self.quality = QualityTracker()
         self.memory = DecisionMemory(self.settings.label_horizon_days * DAY,
                                      self.settings.label_memory)
@@ -122,7 +136,7 @@ class Shard:
         self.processed += 1
         ts = event.ts
         if ts > self.watermark:
-            self.watermark = ts
+            self._advance(ts)
         if not self.started:
             self.started = ts
         if self.processed % self.eviction_every == 0:
@@ -148,6 +162,8 @@ class Shard:
         key = f"{view.entity_type}:{view.entity}"
         state = self.entities.get(key)
         if state is None:
+            if len(self.entities) >= self.max_entities:
+                self.evict_to_bound()
             state = self.entities[key] = family()
         else:
             job = self.job
@@ -273,18 +289,53 @@ class Shard:
             "recent_events": list(state.recent_events), "model_version": self.model_version,
         }
 
+    def _advance(self, ts: float) -> None:
+        """Move the watermark to ``ts``, but never more than a step past the clock: an
+        event time far ahead would otherwise age every entity out at once."""
+        ceiling = self.clock() + self.max_watermark_step
+        if ts <= ceiling:
+            self.watermark = ts
+        elif ceiling > self.watermark:
+            self.watermark = ceiling
+
     def evict_idle(self) -> int:
         """Drop entities idle (in event time) for longer than the configured horizon."""
         oldest = self.watermark - self.idle_seconds
         idle = [key for key, state in self.entities.items() if state.last_ts < oldest]
-        job = self.job
-        for key in idle:
-            if job is not None:
-                job.preserve(key, self.entities[key])
-            del self.entities[key]
+        self._drop(idle, "idle")
         self.memory.expire(self.watermark)
-        self.evicted += len(idle)
         return len(idle)
+
+    def evict_to_bound(self) -> int:
+        """Make room under ``processing.max_entities_per_shard``: the idle first, then the
+        least recently active (by last event time) down to 90 % of the bound, never an
+        entity alerted within its cool-down (its alert is still open)."""
+        evicted = self.evict_idle()
+        target = self.max_entities * 9 // 10
+        excess = len(self.entities) - target
+        if excess <= 0:
+            return evicted
+        open_since = self.watermark - self.cooldown
+        candidates = ((state.last_ts, key) for key, state in self.entities.items()
+                      if not any(ts >= open_since for ts in state.alerted.values()))
+        oldest = [key for _, key in heapq.nsmallest(excess, candidates)]
+        self._drop(oldest, "bound")
+        if len(self.entities) >= self.max_entities:
+            logger.warning("shard %d: %d entities, all recently alerted, over the bound of %d",
+                           self.shard_id, len(self.entities), self.max_entities)
+        return evicted + len(oldest)
+
+    def _drop(self, keys: list[str], reason: str) -> None:
+        job = self.job
+        entities, counts = self.entities, self.evicted_by
+        for key in keys:
+            if job is not None:
+                job.preserve(key, entities[key])
+            del entities[key]
+            family = key[:key.index(":")] if ":" in key else key
+            name = f"{family}:{reason}"
+            counts[name] = counts.get(name, 0) + 1
+        self.evicted += len(keys)
 
     @property
     def learned(self) -> int:
@@ -312,7 +363,7 @@ class Shard:
             "models": self.models, "seen": None,  # in the job's own part
             "applied_offset": self.applied_offset,
             "watermark": self.watermark, "started": self.started, "processed": self.processed,
-            "evicted": self.evicted,
+            "evicted": self.evicted, "evicted_by": self.evicted_by,
             "quality": self.quality, "drift": self.drift, "memory": None,  # likewise
             "label_models": self.label_models,
             "drift_detections": self.drift_detections, "last_drift_ts": self.last_drift_ts,
@@ -346,6 +397,7 @@ class Shard:
         self.started = state.get("started", self.started)
         self.processed = state["processed"]
         self.evicted = state.get("evicted", self.evicted)
+        self.evicted_by = state.get("evicted_by", self.evicted_by)
         self.quality = state.get("quality", self.quality)
         self.memory = state.get("memory", self.memory)
         self.label_models = state.get("label_models", self.label_models)

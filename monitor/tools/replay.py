@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
-from monitor.contract.events import INPUT_KINDS, from_dict, parse
+from monitor.contract.events import INPUT_KINDS, Limits, from_dict, parse, repeats_a_key
 from monitor.contract.records import dead_letter
 from monitor.errors import InvalidEvent, ReplayInputError, ReplayOutputError
 from monitor.processing.engine import Engine
@@ -56,29 +56,40 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
             raise ReplayInputError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
-def _event(line: bytes, max_bytes: int) -> Any:
+def _event(line: bytes, limits: Limits) -> Any:
+    max_bytes = limits.max_bytes
     if len(line) > max_bytes:
         raise InvalidEvent(f"line of {len(line)} bytes exceeds the {max_bytes}-byte limit")
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         raise InvalidEvent(f"not UTF-8 JSON: {str(exc).splitlines()[0]}") from exc
+    if repeats_a_key(line, record):
+        raise InvalidEvent("a JSON key appears more than once")
     if not isinstance(record, dict) or ("value" not in record and "raw" not in record):
         raise InvalidEvent("a replay line must be an object with 'topic' and 'value'")
     topic = record.get("topic")
     if topic not in INPUT_KINDS:
         raise InvalidEvent(f"unknown topic {topic!r}; expected one of {', '.join(INPUT_KINDS)}")
     if "raw" in record:
-        return parse(topic, str(record["raw"]).encode(), max_bytes=max_bytes)
-    return from_dict(topic, record["value"])
+        return parse(topic, str(record["raw"]).encode(), limits=limits)
+    return from_dict(topic, record["value"], limits)
 
 
 SETTLE_EVERY = 20_000
 """Events between :func:`monitor.runtime.gcpolicy.settle` calls: state built since is parked."""
 
 
-def replay(path: Path, out_dir: Path, engine: Engine, max_bytes: int = 65536) -> ReplaySummary:
-    """Replay ``path`` through ``engine``, writing decisions, alerts and dead letters."""
+def replay(path: Path, out_dir: Path, engine: Engine,
+           max_bytes: int | None = None) -> ReplaySummary:
+    """Replay ``path`` through ``engine``, writing decisions, alerts and dead letters.
+
+    Event times are checked against the file's own clock (see
+    :mod:`monitor.contract.clock`), the engine's; ``max_bytes`` overrides the limit of
+    the engine's settings.
+    """
+    limits = engine.limits if max_bytes is None else replace(engine.limits, max_bytes=max_bytes)
+    admit = engine.admit
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         for name in ("decisions.jsonl", "alerts.jsonl", "dead-letter.jsonl"):
@@ -92,15 +103,18 @@ def replay(path: Path, out_dir: Path, engine: Engine, max_bytes: int = 65536) ->
          (out_dir / "dead-letter.jsonl").open("wb") as dead:
         write_decision, write_alert, process = decisions.write, alerts.write, engine.process
         dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+        wall = time.time()
         for number, line in _lines(path):
             events += 1
             if not events % SETTLE_EVERY:
                 gcpolicy.settle()
+                wall = time.time()
             try:
-                event = _event(line, max_bytes)
+                event = _event(line, limits)
+                admit(event, wall)
             except InvalidEvent as exc:
                 _write(dead, dead_letter(line.rstrip(b"\r\n"), str(path), None, number,
-                                         exc.reason))
+                                         exc.reason, engine.dead_letter_prefix))
                 dead_letters += 1
                 continue
             for outcome in process(event):

@@ -1,6 +1,8 @@
 """Ingest: validate a batch of input messages and route their views, in event-time order.
 
-What breaks the contract is dead-lettered with its reason; every valid event's views go
+What breaks the contract is dead-lettered with its reason: a malformed event, an event time
+outside the wall clock's bounds (``processing.min_event_date``, ``max_future_skew_seconds``),
+or an ``event_id`` this worker saw with other content. Every valid event's views go
 to the folder (:class:`monitor.processing.folding.Folder`), which groups them per shard
 and folds those of the shards this worker owns.
 """
@@ -8,13 +10,16 @@ and folds those of the shards this worker owns.
 from __future__ import annotations
 
 import heapq
+import time
 from collections import Counter
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from monitor.contract import events
+from monitor.contract.events import content_digest
 from monitor.errors import InvalidEvent
 from monitor.processing.folding import IngestedEvent, event_time
+from monitor.state.dedup import ContentWindow
 from streams.topics import kind_by_topic
 
 if TYPE_CHECKING:
@@ -39,6 +44,12 @@ class Ingest:
                  dead: DeadLetters) -> None:
         self.kinds = kind_by_topic(settings)
         self.max_bytes = settings.processing.max_event_bytes
+        self.limits = settings.processing.limits()
+        self.rule = settings.processing.time_rule()
+        self.contents = ContentWindow(settings.processing.dedup_window)
+        """Event ids and content digests of recent input: a copy with other content is a
+        dead letter here, before any shard sees it; a byte-for-byte repeat goes on to the
+        shards' dedup windows, which drop it."""
         self.folder = folder
         self.metrics = metrics
         self.dead = dead
@@ -54,6 +65,8 @@ class Ingest:
         time (stable: ties keep the order they were appended in).
         """
         parse, kinds, max_bytes, dead = events.parse, self.kinds, self.max_bytes, self.dead
+        limits, check, admit = self.limits, self.rule.check, self.contents.admit
+        now = time.time()
         valid: Counter[str] = Counter()
         rejected: Counter[str] = Counter()
         lists = list(batch.values())
@@ -62,7 +75,9 @@ class Ingest:
         for record in ordered:
             kind = kinds[record.topic]
             try:
-                parsed = parse(kind, record.value, max_bytes=max_bytes)
+                parsed = parse(kind, record.value, max_bytes=max_bytes, limits=limits)
+                check(parsed.ts, now)
+                admit(parsed.event_id, content_digest(parsed))
             except InvalidEvent as exc:
                 dead.record(record, exc.reason)
                 rejected[kind] += 1

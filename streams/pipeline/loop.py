@@ -54,7 +54,6 @@ from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from monitor.errors import CheckpointError
 from monitor.processing.folding import Folder
 from monitor.processing.readback import ReadBack
 from streams.pipeline.checkpoint import Checkpointer, Offsets
@@ -64,6 +63,7 @@ from streams.pipeline.ingest import Ingest
 from streams.pipeline.lookup import InputLookup
 from streams.pipeline.outputs import Outputs
 from streams.pipeline.rebalance import Rebalance
+from streams.pipeline.retries import RestoreRetries
 from streams.pipeline.score import Scorer
 from streams.pipeline.sink import DeadLetters, WorkerSink
 from streams.topics import kind_by_topic
@@ -79,6 +79,12 @@ if TYPE_CHECKING:
     from streams.state.shards import ShardManager
 
 logger = logging.getLogger(__name__)
+
+
+def _why(exc: BaseException) -> str:
+    """One line on a failed restore: the error's type and first line."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 #: Records per ``getmany``: one batch's synchronous work (30-60 us an input record)
 #: stays far below the session timeout, and the loop yields between batches. Under a
@@ -119,7 +125,8 @@ class Pipeline:
         self.dead_topic = settings.kafka.topic("dead_letter")
         self.clients = Clients()
         self.lookup = InputLookup(settings)  # events behind references, after a crash
-        self.dead = DeadLetters(self.clients, self.dead_topic)
+        self.dead = DeadLetters(self.clients, self.dead_topic,
+                                settings.processing.dead_letter_prefix_bytes)
         # Groups produced for owned shards, until they are read back (see "Folding here").
         self.readback = ReadBack(DECODED_LIMIT)
         self.sink = WorkerSink(self.clients, self.routed, self.alerts_topic, self.readback,
@@ -144,6 +151,8 @@ class Pipeline:
         self.rebalance = Rebalance(self.clients, self.routed, self.folder, manager,
                                    self.offsets, self.readback, self.flow, self.checkpointer,
                                    self.drift_reported)
+        self.retries = RestoreRetries(settings.processing.restore_backoff_initial_seconds,
+                                      settings.processing.restore_backoff_max_seconds)
         self.running = False
         # After a failure mid-batch, shard state may hold effects whose outputs were never
         # sent: nothing more is checkpointed or committed, a restart re-folds.
@@ -225,13 +234,20 @@ class Pipeline:
             heartbeat_interval_ms=int(kafka.heartbeat_interval_seconds * 1000))
         await self.manager.start()
         await producer.start()
-        self.outputs = outputs = Outputs(producer)
+        self.outputs = outputs = Outputs(producer, soft=[self.dead_topic],
+                                         lost=self._dead_letters_lost)
         await outputs.prepare(self.routed, self.decisions_topic, self.alerts_topic,
                               self.dead_topic)
         await consumer.start()
         consumer.subscribe([*self.kinds, self.routed], listener=self.rebalance.listener())
         self.running = True
         self.task = asyncio.create_task(self._run(), name="fraudmon-pipeline")
+
+    def _dead_letters_lost(self, topic: str, count: int, exc: BaseException) -> None:
+        """Dead letters the broker refused after retries: counted and logged, not fatal."""
+        self.metrics.dead_letter_write_failures.inc(count)
+        logger.error("%d dead letters could not be written to %s: %s", count, topic,
+                     _why(exc))
 
     async def stop(self) -> None:
         """Finish the batch in hand, checkpoint every owned shard, commit, leave."""
@@ -276,7 +292,9 @@ class Pipeline:
         outputs = clients.outputs
         try:
             while self.running:
-                if not self.restored():
+                if self.retries.due():
+                    self._retry_restores()
+                if self._restore_pending():
                     async with self.manager.lock:
                         await self._restore()
                 if not self.caught_up:
@@ -338,7 +356,7 @@ class Pipeline:
         """
         consumer = self.clients.reader()
         if self.fold_here and not self.rebalancing:
-            if self.readback.decoded or not self.restored():
+            if self.readback.decoded or self._restore_pending():
                 return
             for shard_id in self.owned - self.broken:
                 tp = TopicPartition(self.routed, shard_id)
@@ -356,11 +374,22 @@ class Pipeline:
         if self.on_crash is not None and self._crashing is None:
             self._crashing = asyncio.create_task(self.on_crash(exc))
 
-    def _unreadable(self, shard_id: int) -> None:
-        """Stop consuming a shard whose checkpoint cannot be read, rather than lose state
-        (not the records' fault)."""
+    def _unreadable(self, shard_id: int, exc: BaseException) -> None:
+        """Stop consuming a shard whose restore failed, rather than lose state (not the
+        records' fault), and retry it with backoff (:class:`RestoreRetries`)."""
         self.broken.add(shard_id)
         self.clients.reader().pause(TopicPartition(self.routed, shard_id))
+        delay = self.retries.failed(shard_id)
+        self.metrics.shard_restore_failures.inc()
+        logger.error("shard %d cannot be restored (%s); not consuming it, retrying in %.0f s",
+                     shard_id, _why(exc), delay)
+
+    def _retry_restores(self) -> None:
+        """Give the shards whose retry is due another restore, in the loop's next turn."""
+        for shard_id in self.retries.take_due():
+            if shard_id in self.broken and shard_id in self.owned:
+                self.broken.discard(shard_id)
+                self.clients.reader().resume(TopicPartition(self.routed, shard_id))
 
     async def _restore(self) -> None:
         """Restore every owned shard not restored yet, all at once, before any record.
@@ -369,7 +398,9 @@ class Pipeline:
         one round of restores instead of one per shard as records arrive, and ``/readyz``
         can wait for it. Runs under ``manager.lock``, so a revoke (which checkpoints under
         it) waits until the shards it may release are in place. Off the event loop: file
-        reads and unpickling run in threads, changelog reads are async.
+        reads and unpickling run in threads, changelog reads are async. A shard that fails
+        to restore, for whatever reason, is paused and retried with backoff; the others
+        go on.
         """
         missing = [shard_id for shard_id in sorted(self.owned)
                    if shard_id not in self.manager.shards and shard_id not in self.broken]
@@ -378,20 +409,23 @@ class Pipeline:
         results = await asyncio.gather(*(self.manager.ensure(shard_id) for shard_id in missing),
                                        return_exceptions=True)
         for shard_id, result in zip(missing, results, strict=True):
-            if isinstance(result, CheckpointError):
-                # Not the records' fault: stop consuming this shard rather than lose state.
-                logger.critical("shard %d cannot be restored; not consuming it", shard_id,
-                                exc_info=result)
-                self._unreadable(shard_id)
+            if isinstance(result, Exception):
+                self._unreadable(shard_id, result)
             elif isinstance(result, BaseException):
                 raise result
             else:
+                self.retries.restored(shard_id)
                 self.drift_reported[shard_id] = dict(result.drift_detections)
 
-    def restored(self) -> bool:
-        """Whether every owned shard is restored (or known unrestorable)."""
-        return all(shard_id in self.manager.shards or shard_id in self.broken
+    def _restore_pending(self) -> bool:
+        """Whether an owned shard waits for its first restore attempt."""
+        return any(shard_id not in self.manager.shards and shard_id not in self.broken
                    for shard_id in self.owned)
+
+    def restored(self) -> bool:
+        """Whether every owned shard is restored (``/readyz``: a shard whose restore
+        failed and waits for its retry is not)."""
+        return all(shard_id in self.manager.shards for shard_id in self.owned)
 
     def _report_drift(self) -> None:
         """Count the drift detections the owned shards made since the last batch."""

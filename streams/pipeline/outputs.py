@@ -7,11 +7,17 @@ record), so handling a batch
 never waits per record. ``send`` hands the builders to the producer in order; ``take``
 returns the futures of the batches sent so far, and :func:`settle` waits for them and
 raises if any was not delivered.
+
+Records of a *soft* topic (the dead letters) are best effort: a batch of them the broker
+refuses is retried record by record, with backoff, and a record that still fails is
+handed to ``lost`` (counted and logged by the worker), never raised. A dead letter
+cannot stop scoring.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -20,12 +26,22 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from monitor.routing.partitioner import murmur2
 
+SOFT_RETRIES = 3
+"""Attempts per record of a soft topic after its batch failed."""
+SOFT_BACKOFF_SECONDS = 0.2
+"""Wait before the first of them; doubles with each."""
+
 
 class Outputs:
     """Pending producer batches of the topics one worker writes."""
 
-    def __init__(self, producer: AIOKafkaProducer) -> None:
+    def __init__(self, producer: AIOKafkaProducer, soft: Iterable[str] = (),
+                 lost: Callable[[str, int, BaseException], None] | None = None) -> None:
         self.producer = producer
+        self.soft = frozenset(soft)
+        self.lost = lost
+        """Called with a soft topic, a record count and the error, for records given up."""
+        self.soft_records: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = {}
         self.partitioner = DefaultPartitioner()
         self.partitions: dict[str, list[int]] = {}
         self.batches: dict[tuple[str, int], list[Any]] = {}
@@ -42,6 +58,8 @@ class Outputs:
             every = self.partitions[topic]
             partition = (self.partitioner(key, every, every) if key is None
                          else every[(murmur2(key) & 0x7FFFFFFF) % len(every)])
+        if topic in self.soft:
+            self.soft_records.setdefault((topic, partition), []).append((key, value))
         builders = self.batches.get((topic, partition))
         if builders is None:
             builders = self.batches[(topic, partition)] = [self.producer.create_batch()]
@@ -53,10 +71,38 @@ class Outputs:
     async def send(self) -> None:
         """Queue every pending batch on the producer (waits only where it pushes back)."""
         batches, self.batches = self.batches, {}
+        soft, self.soft_records = self.soft_records, {}
         for (topic, partition), builders in batches.items():
-            for builder in builders:
-                self.deliveries.append(
-                    await self.producer.send_batch(builder, topic, partition=partition))
+            sent = [await self.producer.send_batch(builder, topic, partition=partition)
+                    for builder in builders]
+            records = soft.get((topic, partition))
+            if records is None:
+                self.deliveries += sent
+            else:
+                self.deliveries.append(asyncio.ensure_future(
+                    self._best_effort(sent, topic, partition, records)))
+
+    async def _best_effort(self, sent: list[asyncio.Future[Any]], topic: str,
+                           partition: int, records: list[tuple[bytes | None, bytes]]) -> None:
+        """Wait for a soft topic's batches; on failure send their records one by one."""
+        await asyncio.wait(sent)
+        if all(not f.cancelled() and f.exception() is None for f in sent):
+            return
+        failed = 0
+        error: BaseException | None = None
+        for key, value in records:  # all of them: which of the batches failed is not kept
+            for attempt in range(SOFT_RETRIES):
+                try:
+                    await self.producer.send_and_wait(topic, value, key=key,
+                                                      partition=partition)
+                    break
+                except KafkaError as exc:
+                    error = exc
+                    await asyncio.sleep(SOFT_BACKOFF_SECONDS * 2 ** attempt)  # backoff
+            else:
+                failed += 1
+        if failed and self.lost is not None and error is not None:
+            self.lost(topic, failed, error)
 
     def take(self) -> list[asyncio.Future[Any]]:
         """The deliveries of every batch sent so far, handed to the caller to wait on."""

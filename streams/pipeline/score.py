@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from monitor.contract import events
+from monitor.contract.events import DEFAULT_LIMITS, Limits
 from monitor.errors import CheckpointError, InvalidEvent
 from monitor.routing import envelope
 from monitor.routing.views import placements
@@ -55,12 +56,12 @@ Resolved = tuple["View", "Event", "float | None", "bytes | None", "Place | None"
 """A view to fold, with its event, arrival time, input message and its place."""
 
 
-def read(value: bytes) -> Read:
+def read(value: bytes, limits: Limits = DEFAULT_LIMITS) -> Read:
     """A routed record's items, or why it is not a group (also when our own decoding
     fails on it: the record is dead-lettered, not the stream)."""
     invalid: list[tuple[bytes, str]] = []
     try:
-        return Read(envelope.decode_group(value, invalid), invalid)
+        return Read(envelope.decode_group(value, invalid, limits), invalid)
     except InvalidEvent as exc:
         return Read([], [], exc.reason)
     except Exception as exc:
@@ -78,16 +79,17 @@ def unseen(shard: Shard, items: list[envelope.Decoded]) -> list[envelope.Referen
 class Scorer:
     """Folds routed records into their shards (one call per partition of a batch).
 
-    ``unreadable`` is called with a shard whose checkpoint cannot be read: the loop
-    stops consuming it rather than lose its state.
+    ``unreadable`` is called with a shard whose checkpoint cannot be read, and why: the
+    loop pauses it (rather than lose its state) and retries its restore with backoff.
     """
 
     def __init__(self, settings: Settings, manager: ShardManager, folder: Folder,
                  readback: ReadBack, lookup: InputLookup, metrics: Metrics,
-                 dead: DeadLetters, unreadable: Callable[[int], None]) -> None:
+                 dead: DeadLetters, unreadable: Callable[[int, BaseException], None]) -> None:
         self.kinds = kind_by_topic(settings)
         self.partitions = settings.kafka.partitions
         self.max_bytes = settings.processing.max_event_bytes
+        self.limits = settings.processing.limits()
         self.manager = manager
         self.folder = folder
         self.readback = readback
@@ -104,15 +106,13 @@ class Scorer:
             return  # revoked while fetched: its new owner folds it
         try:
             shard = self.manager.shard(shard_id)
-        except CheckpointError:
-            logger.critical("shard %d cannot be restored; not consuming it", shard_id,
-                            exc_info=True)
-            self.unreadable(shard_id)
+        except CheckpointError as exc:
+            self.unreadable(shard_id, exc)
             return
         readback = self.readback
         # Groups to decode (produced elsewhere, or before a restart), first all at once:
         # the events of their references are looked up in one go.
-        reads = {index: read(record.value) for index, record in enumerate(records)
+        reads = {index: read(record.value, self.limits) for index, record in enumerate(records)
                  if record.offset > shard.applied_offset and not readback.knows(record.value)}
         wanted = [reference for done in reads.values() if done.rejected is None
                   for reference in unseen(shard, done.items)]
@@ -131,7 +131,7 @@ class Scorer:
             else:
                 done = reads.get(index)
                 if done is None:  # the same group twice in a batch: cached only once
-                    done = read(value)
+                    done = read(value, self.limits)
                     if done.rejected is None:
                         more = unseen(shard, done.items)
                         asked.update(map(id, more))
@@ -185,7 +185,8 @@ class Scorer:
             else:
                 source, arrived = message
                 try:
-                    parsed = events.parse(kind, source, max_bytes=self.max_bytes)
+                    parsed = events.parse(kind, source, max_bytes=self.max_bytes,
+                                          limits=self.limits)
                 except InvalidEvent as exc:
                     reason = f"routed reference to {where}: {exc.reason}"
                 else:

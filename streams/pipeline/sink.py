@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from monitor.contract.records import dead_letter
+from monitor.contract.records import DEAD_LETTER_PREFIX, dead_letter
 from monitor.routing import envelope
 
 if TYPE_CHECKING:
@@ -36,15 +36,17 @@ def internal_error(stage: str, exc: Exception) -> str:
 class DeadLetters:
     """Writes dead letters: what breaks the contract, and what our own code failed on."""
 
-    def __init__(self, clients: Clients, topic: str) -> None:
+    def __init__(self, clients: Clients, topic: str, prefix: int = DEAD_LETTER_PREFIX) -> None:
         self.clients = clients
         self.topic = topic
+        self.prefix = prefix
+        """Bytes of an original a dead letter keeps (``processing.dead_letter_prefix_bytes``)."""
 
     def record(self, record: ConsumerRecord[bytes, bytes], reason: str,
                value: bytes | None = None) -> None:
         """Dead-letter ``record`` (or ``value``, one item of it) with ``reason``."""
         letter = dead_letter(record.value if value is None else value, record.topic,
-                             record.partition, record.offset, reason)
+                             record.partition, record.offset, reason, self.prefix)
         self.clients.out().add(self.topic, record.key, orjson.dumps(letter))
 
     def bug(self, record: ConsumerRecord[bytes, bytes], stage: str, exc: Exception) -> None:
@@ -57,7 +59,7 @@ class DeadLetters:
              reason: str) -> None:
         """Dead-letter one routed view (an envelope) read at ``offset`` of ``topic``."""
         self.clients.out().add(self.topic, key, orjson.dumps(dead_letter(
-            value, topic, partition, offset, reason)))
+            value, topic, partition, offset, reason, self.prefix)))
 
 
 class WorkerSink:

@@ -5,6 +5,7 @@ environment variable ``api.token_env`` names). A wrong or missing token is a bar
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp.web
@@ -60,6 +61,7 @@ def register_api(app: faust.App, settings: Settings, manager: ShardManager,
                        settings.api.token_env)
     labels_topic = settings.kafka.topic("labels")
     max_bytes = settings.processing.max_event_bytes
+    limits, rule = settings.processing.limits(), settings.processing.time_rule()
     openapi = document(settings.api.page_size, settings.api.max_page_size)
 
     def allowed(request: web.Request) -> bool:
@@ -106,7 +108,8 @@ def register_api(app: faust.App, settings: Settings, manager: ShardManager,
             if body is None:
                 return _json({"error": f"a label is at most {max_bytes} bytes"}, 413)
             try:
-                label = parse("labels", body, max_bytes=max_bytes)
+                label = parse("labels", body, max_bytes=max_bytes, limits=limits)
+                rule.check(label.ts, time.time())  # the worker would dead-letter it
             except InvalidEvent as exc:
                 return _json({"error": exc.reason}, 400)
             key = partition_key(label)

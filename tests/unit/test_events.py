@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import math
+import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.contract import events
+from monitor.contract.currencies import CURRENCIES
 from monitor.contract.events import (
     LABELS,
     LOAN_DISBURSALS,
@@ -508,7 +510,10 @@ def test_damaged_events_only_raise_invalid_event(case: tuple[str, dict[str, Any]
     accepts_or_refuses(kind, lambda: events.parse(kind, encode(data)))
 
 
-ids = st.text(st.characters(codec="utf-8"), min_size=1, max_size=128)
+ids = st.text(st.characters(codec="utf-8"), min_size=1, max_size=128).map(
+    lambda text: unicodedata.normalize("NFC", text)).filter(
+    lambda text: 1 <= len(text) <= 128 and text.isprintable() and text == text.strip(" "))
+"""Identifiers the contract accepts as they are: printable, NFC, no outer spaces."""
 
 
 @st.composite
@@ -530,7 +535,7 @@ def rfc3339(draw: st.DrawFn) -> tuple[str, float]:
     return text, (seconds * 10**6 + micros) / 10**6
 
 
-amounts = (st.floats(min_value=0, max_value=1e12, exclude_min=True)
+amounts = (st.floats(min_value=events.MIN_AMOUNT, max_value=1e12)
            | st.integers(min_value=1, max_value=10**12))
 
 
@@ -547,7 +552,7 @@ def payments(draw: st.DrawFn) -> dict[str, Any]:
         if draw(st.booleans()):
             data[name] = draw(ids)
     if draw(st.booleans()):
-        data["currency"] = draw(st.from_regex(r"[A-Z]{3}", fullmatch=True))
+        data["currency"] = draw(st.sampled_from(sorted(CURRENCIES)))
     if draw(st.booleans()):
         extra = draw(st.text(min_size=1, max_size=10).filter(lambda k: k not in KNOWN_FIELDS))
         data[extra] = draw(json_values)

@@ -186,10 +186,10 @@ async def test_a_record_our_decoding_fails_on_is_dead_lettered_and_the_stream_go
     line, outputs = pipeline(tmp_path)
     good = envelope.encode_group([envelope.encode(first_view(payment(1)), payment(1))])
 
-    def failing(value: bytes, invalid: Any = None) -> list[envelope.Decoded]:
+    def failing(value: bytes, invalid: Any = None, *rest: Any) -> list[envelope.Decoded]:
         if value == b"[1]":
             raise RuntimeError("a bug")
-        return envelope.decode_group(value, invalid)
+        return envelope.decode_group(value, invalid, *rest)
 
     monkeypatch.setattr("streams.pipeline.score.envelope", SimpleNamespace(
         decode_group=failing, Reference=envelope.Reference))
