@@ -194,6 +194,8 @@ class ApiSettings(_Section):
     """The risk team's HTTP API on the worker (everything but health and metrics)."""
 
     token_env: EnvName = "FRAUDMON_API_TOKEN"  # noqa: S105 - a variable's name, not a token
+    metrics_token_env: EnvName | None = None
+    """When set, ``/metrics`` answers only with this variable's bearer token (unset: 401)."""
     recent_alerts: int = Field(default=10_000, ge=1, le=10_000_000)
     page_size: int = Field(default=50, ge=1, le=10_000)
     max_page_size: int = Field(default=500, ge=1, le=10_000)

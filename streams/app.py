@@ -16,6 +16,7 @@ from typing import Any, cast
 import faust
 import prometheus_client
 from faust.app.base import BootStrategy
+from faust.web.base import BlueprintManager, Web
 
 from monitor.config import Settings
 from monitor.detection.entities import FAMILIES
@@ -48,6 +49,13 @@ class _Boot(BootStrategy):
 
 class _App(faust.App):
     BootStrategy = _Boot
+
+    def _new_web(self) -> Web:
+        """The web server with the project's routes only: faust's own views (``/``,
+        ``/router``, ``/table``, ``/graph``, statistics) would answer without a token."""
+        server = super()._new_web()
+        server.blueprints = BlueprintManager([])
+        return server
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -86,7 +94,7 @@ def create_app(settings: Settings) -> faust.App:
     pipeline = Pipeline(settings, manager, metrics, store)
     _register_pipeline(app, settings, pipeline, metrics)
     _register_services(app, settings, metrics, pipeline)
-    register_views(app, manager, metrics, pipeline)
+    register_views(app, manager, metrics, pipeline, settings.api.metrics_token_env)
     register_api(app, settings, manager, store)
     return app
 

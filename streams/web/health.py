@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+import logging
+from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp.web
 from faust import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from monitor.config import secret_from_env
+from monitor.interfaces.api import authorized
 
 if TYPE_CHECKING:
     import faust
@@ -15,10 +19,18 @@ if TYPE_CHECKING:
     from streams.pipeline.loop import Pipeline
     from streams.state.shards import ShardManager
 
+logger = logging.getLogger(__name__)
+
 
 def register_views(app: faust.App, manager: ShardManager, metrics: Metrics,
-                   pipeline: Pipeline) -> None:
-    """``/healthz``, ``/readyz`` and ``/metrics`` on the worker's web server."""
+                   pipeline: Pipeline, metrics_token_env: str | None = None) -> None:
+    """``/healthz``, ``/readyz`` and ``/metrics`` on the worker's web server; ``/metrics``
+    needs the bearer token in ``metrics_token_env`` when that is given."""
+    guarded = metrics_token_env is not None
+    token = secret_from_env(metrics_token_env) if metrics_token_env is not None else None
+    if guarded and token is None:
+        logger.warning("%s is not set: /metrics answers 401 to everyone", metrics_token_env)
+
     class Healthz(web.View):
         async def get(self, request: web.Request) -> web.Response:
             return self.json({"status": "alive"})
@@ -33,6 +45,10 @@ def register_views(app: faust.App, manager: ShardManager, metrics: Metrics,
 
     class MetricsView(web.View):
         async def get(self, request: web.Request) -> web.Response:
+            if guarded and not authorized(cast(Any, request).headers.get("Authorization"),
+                                          token):
+                return self.json({"error": "unauthorized"}, status=401,
+                                 headers={"WWW-Authenticate": "Bearer"})
             # aiohttp refuses a charset inside content_type, so the header is set whole.
             response = aiohttp.web.Response(body=generate_latest(metrics.registry),
                                             headers={"Content-Type": CONTENT_TYPE_LATEST})
