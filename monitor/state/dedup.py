@@ -100,16 +100,21 @@ class ContentWindow:
     """The last ``size`` event ids seen, each with a digest of its content: an id seen
     again with other content is a conflict (a dead letter), with the same a repeat.
 
+    The ids are kept in a ring (like :class:`DedupWindow`): a dict emptied from its front
+    would make every ``next(iter(...))`` walk the deleted slots before it.
+
     >>> window = ContentWindow(2)
     >>> window.check("e1", "a"), window.check("e1", "a"), window.check("e1", "b")
     (True, True, False)
     """
 
-    __slots__ = ("digests", "size")
+    __slots__ = ("digests", "next", "ring", "size")
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.digests: dict[str, str] = {}
+        self.ring: list[str] = []
+        self.next = 0
 
     def check(self, event_id: str, digest: str) -> bool:
         """Remember ``event_id``'s content; False when it was seen with other content."""
@@ -117,10 +122,17 @@ class ContentWindow:
         known = digests.get(event_id)
         if known is not None:
             return known == digest
-        if self.size <= 0:
+        size = self.size
+        if size <= 0:
             return True
-        if len(digests) >= self.size:
-            del digests[next(iter(digests))]
+        ring = self.ring
+        if len(ring) < size:
+            ring.append(event_id)
+        else:
+            at = self.next
+            del digests[ring[at]]
+            ring[at] = event_id
+            self.next = at + 1 if at + 1 < size else 0
         digests[event_id] = digest
         return True
 

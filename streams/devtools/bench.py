@@ -11,7 +11,9 @@ selected sections (all by default):
 * ``latency``: a fresh worker fed at half the e2e rate; produce to decision on the
   broker (the decisions topic stamps ``LogAppendTime``), p50/p95/p99 after a warm-up
   (``WARMUP_SECONDS``), and the p99 of all events as well;
-* ``memory``: the e2e worker's peak RSS, and state bytes per idle entity in-process;
+* ``memory``: the e2e worker's peak RSS, state bytes per idle entity in-process, and the
+  resident size of an engine after 1, 2 and 4 million fresh ids
+  (:mod:`streams.devtools.freshids`: flat at ``processing.max_entities_per_shard``);
 * ``scale``: 1 vs 2 workers on the same input, and a run where a second worker joins
   and the first leaves mid-stream, then every event's decisions are counted.
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import subprocess
 import sys
 import tempfile
 import time
@@ -393,6 +396,24 @@ async def _kafka_sections(bench: Bench, only: set[str], results: dict[str, Any],
         results["scale"] = await bench.scale()
 
 
+FRESH_IDS = 4_000_000
+"""Fresh ids the memory section floods an engine with (a figure per million)."""
+
+
+def fresh_ids_figures(ids: int) -> dict[str, float]:
+    """Entities and resident bytes after each million fresh ids, from a process of its own."""
+    command = [sys.executable, "-m", "streams.devtools.freshids", str(ids)]
+    done = subprocess.run(command, capture_output=True, check=True, text=True)  # noqa: S603
+    figures: dict[str, float] = {}
+    for line in done.stdout.splitlines():
+        figure = orjson.loads(line)
+        millions = figure["ids"] // 1_000_000
+        figures[f"fresh_{millions}m_ids_resident_bytes"] = figure["resident_bytes"]
+        figures[f"fresh_{millions}m_ids_entities"] = figure["entities"]
+        figures[f"fresh_{millions}m_ids_seconds"] = figure["seconds"]
+    return figures
+
+
 def run(events: int, only: set[str], seed: int = 7, entities: int = 200_000,
         keep: Path | None = None, bootstrap: str | None = None,
         rate: float | None = None) -> dict[str, Any]:
@@ -427,7 +448,8 @@ def run(events: int, only: set[str], seed: int = 7, entities: int = 200_000,
                                  "entities": size.entities,
                                  "state_bytes_per_idle_entity": size.traced_bytes_per_entity,
                                  "pickled_bytes_per_idle_entity": size.pickled_bytes_per_entity,
-                                 "bounded_window_bytes": size.bounded_bytes}
+                                 "bounded_window_bytes": size.bounded_bytes,
+                                 **fresh_ids_figures(FRESH_IDS)}
     if "e2e" in results and "replay" in results:
         rate = results["e2e"]["e2e_events_per_second"]
         results["ratios"] = {"e2e_over_ceiling": rate / results["ceiling"]["events_per_second"],
