@@ -14,7 +14,7 @@ from monitor.routing.views import views
 from monitor.state.shard import Shard
 from streams.devtools.freshids import flood
 
-BOUND = 5_000
+BOUND = 20_000
 
 
 def bounded(bound: int, **processing: Any) -> Settings:
@@ -23,13 +23,13 @@ def bounded(bound: int, **processing: Any) -> Settings:
         update={"max_entities_per_shard": bound, **processing}))
 
 
-def test_six_hundred_thousand_fresh_ids_stay_under_the_bound() -> None:
-    figures = list(flood(bounded(BOUND), 600_000, 50_000))
-    assert [figure["ids"] for figure in figures] == list(range(50_000, 600_001, 50_000))
+def test_two_million_fresh_ids_stay_under_the_bound() -> None:
+    figures = list(flood(bounded(BOUND), 2_000_000, 200_000))
+    assert [figure["ids"] for figure in figures] == list(range(200_000, 2_000_001, 200_000))
     for figure in figures:
         assert figure["largest_shard"] <= BOUND
         assert figure["entities"] + figure["evicted"] == figure["ids"]
-    assert figures[-1]["evicted"] > 600_000 - 4 * BOUND
+    assert figures[-1]["evicted"] > 2_000_000 - 4 * BOUND
 
 
 def pay(number: int, payer: str, payee: str, minute: int) -> Any:
