@@ -143,8 +143,8 @@ def _register_services(app: faust.App, settings: Settings, metrics: Metrics,
         if not started:
             return
         await probe.export("worker", settings.kafka.app_id, pipeline.assignment())
-        if dispatcher is not None:
-            await probe.export("webhooks", dispatcher.group, dispatcher.assignment())
+        for lane in dispatcher.lanes if dispatcher is not None else ():
+            await probe.export(f"webhooks-{lane.name}", lane.group, lane.assignment())
 
     async def stop_services(sender: Any, **_: Any) -> None:
         if dispatcher is not None:

@@ -1,11 +1,17 @@
-"""Webhook delivery from the alerts topic, in a consumer group of its own (a durable outbox).
+"""Webhook delivery from the alerts topic, a consumer group per receiver (a durable outbox).
 
-Scoring writes alerts to Kafka and never waits for a receiver. This consumer reads the
-alerts topic as ``<app_id><group_suffix>``, hands each alert to the
-:class:`~monitor.outputs.webhooks.outbox.Outbox`, and commits only offsets whose deliveries are
-all settled (delivered or dead-lettered to ``webhook-dead-letter``). A dead receiver
-therefore holds back only this consumer, and only once ``max_in_flight`` alerts wait;
-a restart resumes at the first unsettled alert.
+Scoring writes alerts to Kafka and never waits for a receiver. Each receiver has a lane:
+a consumer of the alerts topic in group ``<app_id><group_suffix>-<receiver>``, an
+:class:`~monitor.outputs.webhooks.outbox.Outbox` and an in-flight limit of its own. A lane
+commits only offsets whose deliveries are all settled (delivered or dead-lettered to
+``webhook-dead-letter``), with its progress (attempts made, a 410 Gone) in the commit's
+metadata (:mod:`monitor.outputs.webhooks.progress`). A dead receiver therefore holds back
+only its own lane, once ``max_in_flight`` of its alerts wait; the other receivers go on;
+a restart resumes at the first unsettled alert, with the attempts already made.
+
+Before lanes, one group ``<app_id><group_suffix>`` served every receiver: a lane with no
+commit of its own starts where that group had got to, so an upgrade neither redelivers
+nor skips.
 """
 
 from __future__ import annotations
@@ -19,11 +25,15 @@ from typing import Any
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
 
-from monitor.config import Settings, secret_from_env
+from monitor.config import ReceiverSettings, Settings, secret_from_env
 from monitor.errors import ConfigError
 from monitor.outputs.metrics import Metrics
 from monitor.outputs.webhooks.outbox import Outbox
+from monitor.outputs.webhooks.progress import Progress, decode, encode, fingerprint
 from monitor.outputs.webhooks.retry import Backoff
 from monitor.outputs.webhooks.signing import parse_secrets
 from monitor.outputs.webhooks.sink import WebhookSink, http_client
@@ -48,62 +58,52 @@ def receiver_keys(settings: Settings) -> dict[str, list[bytes]]:
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, dispatcher: WebhookDispatcher) -> None:
-        self.dispatcher = dispatcher
+    def __init__(self, lane: _Lane) -> None:
+        self.lane = lane
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         gone = {tp.partition for tp in revoked}
-        await self.dispatcher.commit(gone)
-        assert self.dispatcher.outbox is not None  # noqa: S101 - set before consuming
-        await self.dispatcher.outbox.revoke(gone)
+        await self.lane.commit(gone)
+        await self.lane.outbox.revoke(gone)
         for partition in gone:
-            self.dispatcher.committed.pop(partition, None)
+            self.lane.committed.pop(partition, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        logger.info("webhooks: delivering from %s", sorted(tp.partition for tp in assigned))
+        try:
+            await self.lane.resume_from(assigned)
+        except KafkaError as exc:  # delivery goes on; attempts count from zero again
+            logger.warning("webhooks %s: reading back delivery progress failed: %s",
+                           self.lane.name, exc)
 
 
-class WebhookDispatcher:
-    """Consumer, dead-letter producer, shared HTTP client and outbox: opened by
-    :meth:`start`, closed by :meth:`stop`."""
+class _Lane:
+    """One receiver's delivery: its consumer group, outbox, in-flight limit and commits."""
 
-    def __init__(self, settings: Settings, metrics: Metrics) -> None:
-        self.settings = settings
-        self.metrics = metrics
-        self.config = settings.webhooks
-        self.topic = settings.kafka.topic("alerts")
-        self.dead_topic = settings.kafka.topic("webhook_dead_letter")
-        self.group = settings.kafka.app_id + settings.webhooks.group_suffix
-        self.keys = receiver_keys(settings)  # fail at start-up, not at the first alert
-        self.client: httpx.AsyncClient | None = None
+    def __init__(self, dispatcher: WebhookDispatcher, receiver: ReceiverSettings,
+                 sink: WebhookSink) -> None:
+        self.dispatcher = dispatcher
+        self.name = receiver.name
+        self.fingerprint = fingerprint(receiver)
+        config = dispatcher.config
+        self.group = f"{dispatcher.settings.kafka.app_id}{config.group_suffix}-{receiver.name}"
+        self.outbox = Outbox([sink], dispatcher.dead_letter, dispatcher.metrics,
+                             Backoff(config.backoff_initial_seconds, config.backoff_max_seconds,
+                                     config.max_retry_after_seconds),
+                             config.max_attempts, config.concurrency)
         self.consumer: AIOKafkaConsumer | None = None
-        self.producer: AIOKafkaProducer | None = None
-        self.outbox: Outbox | None = None
         self.task: asyncio.Task[None] | None = None
-        self.committed: dict[int, int] = {}
+        self.committed: dict[int, tuple[int, str]] = {}  # partition -> (offset, metadata)
 
     async def start(self) -> None:
-        kafka = self.settings.kafka
-        self.client = http_client(self.config)
-        sinks = [WebhookSink(receiver, self.keys[receiver.name], self.client)
-                 for receiver in self.config.receivers]
-        self.producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all",
-                                         enable_idempotence=True)
-        await self.producer.start()
-        self.outbox = Outbox(sinks, self._dead_letter, self.metrics,
-                             Backoff(self.config.backoff_initial_seconds,
-                                     self.config.backoff_max_seconds,
-                                     self.config.max_retry_after_seconds),
-                             self.config.max_attempts, self.config.concurrency)
+        kafka, config = self.dispatcher.settings.kafka, self.dispatcher.config
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=kafka.bootstrap_servers, group_id=self.group,
-            enable_auto_commit=False, auto_offset_reset=self.config.start_from,
+            enable_auto_commit=False, auto_offset_reset=config.start_from,
             session_timeout_ms=int(kafka.session_timeout_seconds * 1000),
             heartbeat_interval_ms=int(kafka.heartbeat_interval_seconds * 1000))
-        self.consumer.subscribe([self.topic], listener=_Listener(self))
+        self.consumer.subscribe([self.dispatcher.topic], listener=_Listener(self))
         await self.consumer.start()
-        self.task = asyncio.create_task(self._run(), name="webhook-dispatcher")
-        logger.info("webhooks: %d receivers, group %s", len(sinks), self.group)
+        self.task = asyncio.create_task(self._run(), name=f"webhooks {self.name}")
 
     async def stop(self) -> None:
         """Commit what is settled, cancel the rest (redelivered after a restart), close."""
@@ -114,42 +114,71 @@ class WebhookDispatcher:
         if self.consumer is not None:
             with contextlib.suppress(Exception):
                 await self.commit()
-        if self.outbox is not None:
-            await self.outbox.close()
+        await self.outbox.close()
         if self.consumer is not None:
             await self.consumer.stop()
-        if self.producer is not None:
-            await self.producer.stop()
-        if self.client is not None:
-            await self.client.aclose()
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.consumer.assignment()) if self.consumer is not None else set()
 
-    async def commit(self, only: set[int] | None = None) -> None:
-        """Commit settled offsets that moved since the last commit."""
-        assert self.consumer is not None and self.outbox is not None  # noqa: S101
-        owned = {tp.partition for tp in self.consumer.assignment()}
-        offsets = {TopicPartition(self.topic, partition): offset
-                   for partition, offset in self.outbox.committable().items()
-                   if partition in owned and (only is None or partition in only)
-                   and offset > self.committed.get(partition, -1)}
-        if offsets:
-            await self.consumer.commit(offsets)
-            self.committed.update({tp.partition: offset for tp, offset in offsets.items()})
+    async def resume_from(self, assigned: list[TopicPartition]) -> None:
+        """Read back the progress committed with ``assigned``; a partition this lane never
+        committed starts where the shared group of earlier versions had got to."""
+        if not assigned:
+            return
+        admin = self.dispatcher.admin
+        assert admin is not None and self.consumer is not None  # noqa: S101 - started
+        found = await admin.list_consumer_group_offsets(self.group, partitions=assigned)
+        for tp in assigned:
+            mark = found.get(tp)
+            if mark is None or mark.offset < 0:
+                continue
+            progress = decode(mark.metadata)
+            self.committed[tp.partition] = (mark.offset, mark.metadata or "")
+            self.outbox.restore(tp.partition, progress.attempts)
+            if progress.gone == self.fingerprint:
+                self.outbox.disable(self.name, "it answered 410 Gone earlier, and its "
+                                    "configuration has not changed since")
+        fresh = [tp for tp in assigned if tp.partition not in self.committed]
+        if fresh:
+            legacy = self.dispatcher.legacy_group
+            earlier = await admin.list_consumer_group_offsets(legacy, partitions=fresh)
+            for tp in fresh:
+                mark = earlier.get(tp)
+                if mark is not None and mark.offset >= 0:
+                    self.consumer.seek(tp, mark.offset)
+                    logger.info("webhooks %s: partition %d starts at %d, where group %s "
+                                "had got to", self.name, tp.partition, mark.offset, legacy)
+        logger.info("webhooks %s: delivering from %s", self.name,
+                    sorted(tp.partition for tp in assigned))
 
-    async def _dead_letter(self, record: dict[str, Any]) -> None:
-        assert self.producer is not None  # noqa: S101
-        key = str(record.get("alert_id") or "").encode() or None
-        await self.producer.send_and_wait(self.dead_topic, orjson.dumps(record), key=key)
+    async def commit(self, only: set[int] | None = None) -> None:
+        """Commit settled offsets, with the progress, where either changed since the last."""
+        assert self.consumer is not None  # noqa: S101 - started
+        owned = {tp.partition for tp in self.consumer.assignment()}
+        gone = self.fingerprint if self.name in self.outbox.disabled else None
+        offsets = {}
+        for partition, offset in self.outbox.committable().items():
+            if partition not in owned or (only is not None and partition not in only):
+                continue
+            attempts = {at: n for at, n in self.outbox.progress(partition).items()
+                        if at >= offset}
+            mark = (offset, encode(Progress(attempts, gone)))
+            if mark != self.committed.get(partition):
+                offsets[TopicPartition(self.dispatcher.topic, partition)] = mark
+        if offsets:
+            await self.consumer.commit(
+                {tp: OffsetAndMetadata(*mark) for tp, mark in offsets.items()})
+            self.committed.update({tp.partition: mark for tp, mark in offsets.items()})
 
     async def _run(self) -> None:
-        assert self.consumer is not None and self.outbox is not None  # noqa: S101
-        consumer, outbox = self.consumer, self.outbox
+        assert self.consumer is not None  # noqa: S101 - started
+        consumer, outbox, limit = self.consumer, self.outbox, self.dispatcher.config.max_in_flight
+        interval = self.dispatcher.config.commit_interval_seconds
         last_commit = time.monotonic()
         while True:
             assigned = consumer.assignment()
-            if outbox.in_flight >= self.config.max_in_flight:
+            if outbox.in_flight >= limit:
                 consumer.pause(*assigned)
             else:
                 consumer.resume(*assigned)
@@ -163,12 +192,61 @@ class WebhookDispatcher:
                         outbox.skip(tp.partition, message.offset)
                     else:
                         outbox.submit(tp.partition, message.offset, alert)
-            if time.monotonic() - last_commit >= self.config.commit_interval_seconds:
+            if time.monotonic() - last_commit >= interval:
                 try:
                     await self.commit()
                 except Exception:  # a failed commit is retried at the next interval
-                    logger.exception("webhooks: committing offsets failed")
+                    logger.exception("webhooks %s: committing offsets failed", self.name)
                 last_commit = time.monotonic()
+
+
+class WebhookDispatcher:
+    """The shared HTTP client, dead-letter producer and admin client, and a lane per
+    receiver: opened by :meth:`start`, closed by :meth:`stop`."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.config = settings.webhooks
+        self.topic = settings.kafka.topic("alerts")
+        self.dead_topic = settings.kafka.topic("webhook_dead_letter")
+        self.legacy_group = settings.kafka.app_id + settings.webhooks.group_suffix
+        self.keys = receiver_keys(settings)  # fail at start-up, not at the first alert
+        self.client: httpx.AsyncClient | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.admin: AIOKafkaAdminClient | None = None
+        self.lanes: list[_Lane] = []
+
+    async def start(self) -> None:
+        kafka = self.settings.kafka
+        self.client = http_client(self.config)
+        self.producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all",
+                                         enable_idempotence=True)
+        await self.producer.start()
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+        await self.admin.start()
+        self.lanes = [_Lane(self, receiver,
+                            WebhookSink(receiver, self.keys[receiver.name], self.client))
+                      for receiver in self.config.receivers]
+        for lane in self.lanes:
+            await lane.start()
+        logger.info("webhooks: %d receivers, groups %s", len(self.lanes),
+                    ", ".join(lane.group for lane in self.lanes))
+
+    async def stop(self) -> None:
+        for lane in self.lanes:
+            await lane.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+        if self.admin is not None:
+            await self.admin.close()
+        if self.client is not None:
+            await self.client.aclose()
+
+    async def dead_letter(self, record: dict[str, Any]) -> None:
+        assert self.producer is not None  # noqa: S101 - started
+        key = str(record.get("alert_id") or "").encode() or None
+        await self.producer.send_and_wait(self.dead_topic, orjson.dumps(record), key=key)
 
 
 def _alert(value: bytes | None) -> dict[str, Any] | None:

@@ -258,8 +258,8 @@ class Metrics:
             "webhook_retries_pending", "Deliveries waiting for their next attempt.",
             ["receiver"], namespace=ns, registry=r)
         self.webhook_in_flight = Gauge(
-            "webhook_alerts_in_flight", "Alerts read from Kafka and not yet settled.",
-            namespace=ns, registry=r)
+            "webhook_alerts_in_flight", "Alerts read from Kafka and not yet settled, by receiver.",
+            ["receiver"], namespace=ns, registry=r)
         self.webhook_attempt_seconds = Histogram(
             "webhook_attempt_duration_seconds", "Duration of one webhook HTTP attempt.",
             ["receiver"], namespace=ns, registry=r,
@@ -275,6 +275,7 @@ class Metrics:
             for reason in DEAD_LETTER_REASONS:
                 self.webhook_dead_letters.labels(name, reason)
             self.webhook_retries_pending.labels(name)
+            self.webhook_in_flight.labels(name)
             self.webhook_attempt_seconds.labels(name)
             self.webhook_receiver_enabled.labels(name).set(1)
 

@@ -132,6 +132,15 @@ class Worker:
             return "(no log)"
 
 
+async def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` on the event loop (peers on the same loop keep answering)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(0.1)  # polling a condition
+
+
 class TopicReader:
     """Reads output topics from the beginning, accumulating decoded records."""
 

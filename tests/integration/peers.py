@@ -13,14 +13,19 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
+from aiohttp import web
 
+from monitor.outputs.webhooks.signing import verify
 from tests.integration.harness import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -200,3 +205,54 @@ class Prometheus(Process):
         status, body = http_json(f"{self.url}/api/v1/alerts")
         assert status == 200
         return list(body["data"]["alerts"])
+
+
+@dataclass
+class FlakyReceiver:
+    """A receiver in this event loop, on a fixed port, that is down, failing (500),
+    throttling (429), gone (410) or fine, on demand; it logs every request it answers."""
+
+    port: int
+    keys: list[bytes]
+    mode: str = "down"
+    retry_after: int = 1
+    log: list[dict[str, Any]] = field(default_factory=list)
+    runner: web.AppRunner | None = None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        alert_id = orjson.loads(body)["data"]["alert_id"]
+        entry = {"at": time.monotonic(), "mode": self.mode, "alert_id": alert_id,
+                 "webhook_id": request.headers.get("webhook-id"), "path": request.path}
+        self.log.append(entry)
+        if self.mode == "failing":
+            return web.Response(status=500)
+        if self.mode == "gone":
+            return web.Response(status=410)
+        if self.mode == "throttling":
+            return web.Response(status=429, headers={"Retry-After": str(self.retry_after)})
+        try:
+            verify(self.keys, request.headers, body, now=time.time())
+        except Exception as exc:  # noqa: BLE001 - any failure is the answer under test
+            entry["mode"] = "rejected"
+            return web.json_response({"error": str(exc)}, status=401)
+        return web.json_response({"accepted": True})
+
+    async def up(self, mode: str) -> None:
+        self.mode = mode
+        if self.runner is None:
+            app = web.Application()
+            app.router.add_post("/{path:.*}", self.handle)
+            self.runner = web.AppRunner(app)
+            await self.runner.setup()
+            await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    async def close(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    def seen(self, mode: str) -> int:
+        return sum(1 for entry in self.log if entry["mode"] == mode)
+
+    def calls(self, alert_id: str) -> int:
+        return sum(1 for entry in self.log if entry["alert_id"] == alert_id)

@@ -71,6 +71,8 @@ def has_data(samples: list[dict[str, Any]]) -> bool:
     return any(math.isfinite(float(sample["value"][1])) for sample in samples)
 
 
+STALE_REJECTED = 'fraudmon_webhook_dead_letters_total{receiver="stale-key",reason="rejected"}'
+
 LABELS = [
     {"event_id": "it-lbl-1", "ts": "2026-02-20T08:00:00+08:00", "entity": "acct-smurf-01",
      "entity_type": "account", "pattern": "mule_account", "confirmed": False},
@@ -167,8 +169,20 @@ async def test_prometheus_scrapes_the_worker_and_alertmanager_delivers_a_rule(
                 for record in receiver.records("alertmanager")
                 for alert in record["payload"]["alerts"])
 
-        await asyncio.to_thread(wait_for, delivered_by_alertmanager, 60,
-                                "Alertmanager to deliver FraudmonWebhookDeadLetters")
+        try:
+            await asyncio.to_thread(wait_for, delivered_by_alertmanager, 90,
+                                    "Alertmanager to deliver FraudmonWebhookDeadLetters")
+        except AssertionError as exc:
+            # Say which hop lost it: the worker's counter, Prometheus's rule or Alertmanager.
+            seen = prometheus.query('fraudmon_webhook_dead_letters_total{receiver="stale-key"}')
+            status, am_alerts = http_json(f"{alertmanager.url}/api/v2/alerts")
+            raise AssertionError(
+                f"{exc}; worker: {worker.metrics().get(STALE_REJECTED)}; prometheus: "
+                f"{[(s['metric'].get('reason'), s['value'][1]) for s in seen]}; rules: "
+                f"{[(a['labels']['alertname'], a['state']) for a in prometheus.alerts()]}; "
+                f"alertmanager ({status}): "
+                f"{[(a['labels']['alertname'], a['status']['state']) for a in am_alerts]}; "
+                f"notified: {len(receiver.records('alertmanager'))}") from None
         notification = next(r["payload"] for r in receiver.records("alertmanager"))
         assert notification["version"] == "4" and notification["groupKey"]
         fired = [a for r in receiver.records("alertmanager") for a in r["payload"]["alerts"]

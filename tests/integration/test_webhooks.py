@@ -9,20 +9,17 @@ import base64
 import itertools
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from aiohttp import web
 
 from monitor.outputs.webhooks.signing import (
     generate_secret,
     parse_secret,
     parse_secrets,
     sign,
-    verify,
 )
 from monitor.tools.samplefile import write_sample
 from streams.devtools.produce import produce_file
@@ -33,9 +30,10 @@ from tests.integration.harness import (
     input_topics,
     make_config,
     sample_alerts,
+    until,
     wait_caught_up,
 )
-from tests.integration.peers import WebhookReceiver, http_json
+from tests.integration.peers import FlakyReceiver, WebhookReceiver, http_json
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +63,7 @@ async def test_alerts_reach_the_receiver_signed_and_it_rejects_forgeries(
         worker.start()
         await asyncio.to_thread(worker.wait_ready)
         expected = await sample_alerts(settings, tmp_path / "events.jsonl")
-        await _until(lambda: {r["webhook_id"] for r in receiver.records("webhook")}
+        await until(lambda: {r["webhook_id"] for r in receiver.records("webhook")}
                      >= set(expected), 60, "every alert at the receiver")
     finally:
         worker.stop()
@@ -101,59 +99,6 @@ async def test_alerts_reach_the_receiver_signed_and_it_rejects_forgeries(
     receiver.stop()
 
 
-@dataclass
-class FlakyReceiver:
-    """A receiver on a fixed port that is down, failing, throttling or fine, on demand."""
-
-    port: int
-    keys: list[bytes]
-    mode: str = "down"
-    retry_after: int = 1
-    log: list[dict[str, Any]] = field(default_factory=list)
-    runner: web.AppRunner | None = None
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        alert_id = orjson.loads(body)["data"]["alert_id"]
-        entry = {"at": time.monotonic(), "mode": self.mode, "alert_id": alert_id,
-                 "webhook_id": request.headers.get("webhook-id")}
-        self.log.append(entry)
-        if self.mode == "failing":
-            return web.Response(status=500)
-        if self.mode == "throttling":
-            return web.Response(status=429, headers={"Retry-After": str(self.retry_after)})
-        try:
-            verify(self.keys, request.headers, body, now=time.time())
-        except Exception as exc:  # noqa: BLE001 - any failure is the answer under test
-            entry["mode"] = "rejected"
-            return web.json_response({"error": str(exc)}, status=401)
-        return web.json_response({"accepted": True})
-
-    async def up(self, mode: str) -> None:
-        self.mode = mode
-        if self.runner is None:
-            app = web.Application()
-            app.router.add_post("/", self.handle)
-            self.runner = web.AppRunner(app)
-            await self.runner.setup()
-            await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-
-    async def close(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
-
-    def seen(self, mode: str) -> int:
-        return sum(1 for entry in self.log if entry["mode"] == mode)
-
-
-async def _until(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(0.1)  # polling a condition
-
-
 async def test_a_receiver_outage_loses_nothing_and_never_pauses_scoring(
         tmp_path: Path, bootstrap: str) -> None:
     secret = generate_secret()
@@ -187,24 +132,24 @@ async def test_a_receiver_outage_loses_nothing_and_never_pauses_scoring(
 
             # 1. Connection refused: nothing listens on the receiver's port.
             await feed(chunks[0])
-            await _until(lambda: worker.metrics().get(
+            await until(lambda: worker.metrics().get(
                 'fraudmon_webhook_attempts_total{receiver="it",result="network_error"}', 0) > 0,
                 30, "a refused connection")
             # 2. The receiver answers 500; meanwhile the worker restarts (SIGTERM): pending
             #    deliveries are not committed, so the new worker sends them again.
             await flaky.up("failing")
             await feed(chunks[1])
-            await _until(lambda: flaky.seen("failing") >= 2, 30, "500 answers")
+            await until(lambda: flaky.seen("failing") >= 2, 30, "500 answers")
             # Stopped from a thread: the receiver runs on this event loop, and a delivery in
             # flight at SIGTERM needs its answer before the worker can exit.
             assert await asyncio.to_thread(worker.stop) == 0
             worker = Worker(config, settings, log, env=env).start()
             await asyncio.to_thread(worker.wait_ready)
-            await _until(lambda: flaky.seen("failing") >= 4, 30, "500s after the restart")
+            await until(lambda: flaky.seen("failing") >= 4, 30, "500s after the restart")
             # 3. 429 with Retry-After.
             flaky.mode = "throttling"
             await feed(chunks[2])
-            await _until(lambda: flaky.seen("throttling") >= 2, 30, "429 answers")
+            await until(lambda: flaky.seen("throttling") >= 2, 30, "429 answers")
             emitted_during_outage = len(reader.records[alerts])
             # 4. Recovery.
             flaky.mode = "ok"
@@ -212,7 +157,7 @@ async def test_a_receiver_outage_loses_nothing_and_never_pauses_scoring(
             await wait_caught_up(settings, input_topics(settings))
             await reader.drain()
             expected = {alert["alert_id"] for alert in reader.records[alerts]}
-            await _until(lambda: {e["alert_id"] for e in flaky.log if e["mode"] == "ok"}
+            await until(lambda: {e["alert_id"] for e in flaky.log if e["mode"] == "ok"}
                          >= expected, 60, "every alert delivered")
             assert await asyncio.to_thread(worker.stop) == 0
     finally:

@@ -6,7 +6,8 @@ receiver holds up only its own deliveries. ``committable()`` tells the consumer 
 each partition is settled (every delivery of every alert before that offset has been
 delivered or dead-lettered); committing no further than that means a restart resumes
 at the first unsettled alert and loses nothing. Repeats after a restart carry the same
-``webhook-id`` (the alert id), so receivers drop them.
+``webhook-id`` (the alert id), so receivers drop them, and :meth:`Outbox.restore` lets
+them go on from the attempts already made (see :mod:`.progress`).
 
 A receiver's ``Retry-After`` holds back all its deliveries, not just the one that got
 it; 410 Gone disables the receiver (its deliveries are dead-lettered from then on).
@@ -40,6 +41,7 @@ class _Route:
     slots: asyncio.Semaphore
     not_before: float = 0.0
     disabled: bool = False
+    unsettled: int = 0  # deliveries started and not yet settled
 
 
 @dataclass(slots=True)
@@ -63,27 +65,73 @@ class Outbox:
         self.partitions: dict[int, _Partition] = {}
         self.tasks: dict[int, set[asyncio.Task[None]]] = {}
         self.in_flight = 0
+        self.attempts: dict[tuple[int, int, str], int] = {}  # unsettled: attempts so far
+        self.prior: dict[int, dict[int, int]] = {}  # partition -> offset -> attempts made
+
+    def restore(self, partition: int, attempts: dict[int, int]) -> None:
+        """Attempts made before a restart for alerts of ``partition`` not yet submitted."""
+        self.prior[partition] = dict(attempts)
+
+    def progress(self, partition: int) -> dict[int, int]:
+        """Offset -> attempts made so far, for the unsettled alerts of ``partition``."""
+        found: dict[int, int] = {}
+        for (part, offset, _), attempts in self.attempts.items():
+            if part == partition and attempts:
+                found[offset] = max(found.get(offset, 0), attempts)
+        for offset, attempts in self.prior.get(partition, {}).items():
+            found.setdefault(offset, attempts)  # read back, not yet submitted again
+        return found
+
+    def disable(self, name: str, why: str) -> None:
+        """Stop sending to receiver ``name``: its deliveries are dead-lettered from now on."""
+        for route in self.routes:
+            if route.sink.name == name and not route.disabled:
+                route.disabled = True
+                self.metrics.webhook_receiver_enabled.labels(name).set(0)
+                logger.warning("webhook receiver %s disabled: %s", name, why)
+
+    @property
+    def disabled(self) -> list[str]:
+        """Names of the receivers disabled by a 410 Gone."""
+        return [route.sink.name for route in self.routes if route.disabled]
 
     def submit(self, partition: int, offset: int, alert: dict[str, Any]) -> int:
         """Start the deliveries of one alert; returns how many receivers want it."""
         state = self.partitions.setdefault(partition, _Partition())
         state.next_offset = max(state.next_offset, offset + 1)
+        made = self._made(partition, offset)
         routes = [route for route in self.routes if route.sink.wants(alert)]
         if not routes:
             return 0
         state.pending[offset] = len(routes)
         self.in_flight += 1
-        self.metrics.webhook_in_flight.set(self.in_flight)
         tasks = self.tasks.setdefault(partition, set())
         for route in routes:
-            task = asyncio.create_task(self._deliver(route, alert, partition, offset),
+            self.attempts[(partition, offset, route.sink.name)] = made
+            self._count(route, +1)
+            task = asyncio.create_task(self._deliver(route, alert, partition, offset, made),
                                        name=f"webhook {route.sink.name} {alert['alert_id']}")
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         return len(routes)
 
+    def _made(self, partition: int, offset: int) -> int:
+        """Attempts restored for ``offset``; offsets before it will not come again."""
+        prior = self.prior.get(partition)
+        if not prior:
+            return 0
+        made = prior.pop(offset, 0)
+        for passed in [passed for passed in prior if passed < offset]:
+            del prior[passed]
+        return made
+
+    def _count(self, route: _Route, change: int) -> None:
+        route.unsettled += change
+        self.metrics.webhook_in_flight.labels(route.sink.name).set(route.unsettled)
+
     def skip(self, partition: int, offset: int) -> None:
         """A record that is not an alert: settled as soon as it is read."""
+        self._made(partition, offset)
         state = self.partitions.setdefault(partition, _Partition())
         state.next_offset = max(state.next_offset, offset + 1)
 
@@ -102,13 +150,20 @@ class Outbox:
             state = self.partitions.pop(partition, None)
             if state is not None:
                 self.in_flight -= len(state.pending)
-        self.metrics.webhook_in_flight.set(self.in_flight)
+            self.prior.pop(partition, None)
+            for key in [key for key in self.attempts if key[0] == partition]:
+                del self.attempts[key]
+                for route in self.routes:
+                    if route.sink.name == key[2]:
+                        self._count(route, -1)
 
     async def close(self) -> None:
         """Cancel every delivery; unsettled alerts are redelivered after a restart."""
         await self.revoke(list(self.partitions))
 
-    def _settle(self, partition: int, offset: int) -> None:
+    def _settle(self, route: _Route, partition: int, offset: int) -> None:
+        if self.attempts.pop((partition, offset, route.sink.name), None) is not None:
+            self._count(route, -1)
         state = self.partitions.get(partition)
         if state is None or offset not in state.pending:
             return
@@ -116,12 +171,11 @@ class Outbox:
         if state.pending[offset] == 0:
             del state.pending[offset]
             self.in_flight -= 1
-            self.metrics.webhook_in_flight.set(self.in_flight)
 
     async def _deliver(self, route: _Route, alert: dict[str, Any], partition: int,
-                       offset: int) -> None:
+                       offset: int, attempts: int) -> None:
         name = route.sink.name
-        attempts = 0
+        key = (partition, offset, name)
         while True:
             if route.disabled:
                 await self._dead(route, alert, attempts, "receiver_disabled",
@@ -133,15 +187,13 @@ class Outbox:
                 continue
             async with route.slots:
                 attempts += 1
+                self.attempts[key] = attempts
                 started = self.clock()
                 try:
                     await route.sink.add(alert)
                 except ReceiverGone as exc:
                     self._attempted(name, exc.result, started)
-                    if not route.disabled:
-                        route.disabled = True
-                        self.metrics.webhook_receiver_enabled.labels(name).set(0)
-                        logger.warning("webhook receiver %s answered 410 Gone: disabled", name)
+                    self.disable(name, "it answered 410 Gone")
                     continue
                 except SinkError as exc:
                     self._attempted(name, exc.result, started)
@@ -163,7 +215,7 @@ class Outbox:
                 await asyncio.sleep(delay)  # backoff before the next attempt
             finally:
                 pending.dec()
-        self._settle(partition, offset)
+        self._settle(route, partition, offset)
 
     def _attempted(self, name: str, result: str, started: float) -> None:
         self.metrics.webhook_attempts.labels(name, result).inc()
