@@ -15,7 +15,15 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -48,6 +56,16 @@ class TopicNames(_Section):
     webhook_dead_letter: str = "webhook-dead-letter"
 
 
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+"""The name of an environment variable (never its value: secrets stay in the environment)."""
+
+
+def secret_from_env(name: str) -> SecretStr | None:
+    """The secret held by environment variable ``name``; ``None`` when unset or empty."""
+    value = os.environ.get(name, "").strip()
+    return SecretStr(value) if value else None
+
+
 class KafkaSettings(_Section):
     bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = ""
@@ -57,6 +75,37 @@ class KafkaSettings(_Section):
     app_id: str = Field(default="fraudmon", min_length=1)
     session_timeout_seconds: float = Field(default=10.0, ge=6, le=300)
     heartbeat_interval_seconds: float = Field(default=3.0, gt=0, le=100)
+    # Security, for every client the project opens (streams/connection.py).
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = Field(default=None, min_length=1, max_length=256)
+    sasl_password_env: EnvName | None = None
+    """The environment variable holding the SASL password (never the password)."""
+    ssl_cafile: Path | None = None
+    """PEM file of the CAs to trust; unset: the system's."""
+    ssl_certfile: Path | None = None
+    """PEM client certificate (mutual TLS), with ``ssl_keyfile``."""
+    ssl_keyfile: Path | None = None
+    ssl_key_password_env: EnvName | None = None
+    ssl_check_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _consistent_security(self) -> KafkaSettings:
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl and (self.sasl_mechanism is None or self.sasl_username is None
+                     or self.sasl_password_env is None):
+            raise ValueError(f"security_protocol {self.security_protocol} needs "
+                             "sasl_mechanism, sasl_username and sasl_password_env")
+        if not sasl and self.sasl_mechanism is not None:
+            raise ValueError(f"sasl_mechanism is set but security_protocol is "
+                             f"{self.security_protocol} (use SASL_SSL or SASL_PLAINTEXT)")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together (mutual TLS)")
+        tls = self.security_protocol in ("SSL", "SASL_SSL")
+        if not tls and (self.ssl_cafile or self.ssl_certfile):
+            raise ValueError(f"ssl_* files are set but security_protocol is "
+                             f"{self.security_protocol} (use SSL or SASL_SSL)")
+        return self
 
     def topic(self, logical: str) -> str:
         """The physical name of a logical topic (``payments``, ``routed``, ...)."""
@@ -121,16 +170,6 @@ class DetectionSettings(_Section):
 class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=6066, ge=0, le=65535)
-
-
-EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
-"""The name of an environment variable (never its value: secrets stay in the environment)."""
-
-
-def secret_from_env(name: str) -> SecretStr | None:
-    """The secret held by environment variable ``name``; ``None`` when unset or empty."""
-    value = os.environ.get(name, "").strip()
-    return SecretStr(value) if value else None
 
 
 class ReceiverSettings(_Section):

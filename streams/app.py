@@ -25,6 +25,7 @@ from monitor.outputs.metrics import Metrics
 from monitor.runtime import gcpolicy
 from monitor.state.checkpoint import FileCheckpointStore
 from monitor.state.shard import model_version
+from streams.connection import faust_credentials
 from streams.lag import LagProbe
 from streams.pipeline.loop import Pipeline
 from streams.state.changelog import KafkaChangelog
@@ -64,6 +65,7 @@ def create_app(settings: Settings) -> faust.App:
         settings.kafka.app_id,
         datadir=str(settings.processing.state_dir / "faust"),
         broker=_broker_url(settings.kafka.bootstrap_servers),
+        broker_credentials=faust_credentials(settings.kafka),
         autodiscover=False,
         store="memory://",
         key_serializer="raw",

@@ -96,6 +96,8 @@ def _cmd_kafka(args: argparse.Namespace) -> int:
     from streams.devtools.kafka_command import main as broker_main
 
     argv = [args.action, "--dir", args.dir, "--port", str(args.port)]
+    if args.secure:
+        argv.append("--secure")
     return broker_main(argv)
 
 
@@ -230,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.add_argument("action", choices=["up", "down", "status"])
     kafka.add_argument("--dir", default=".kafka")
     kafka.add_argument("--port", type=int, default=9092)
+    kafka.add_argument("--secure", action="store_true",
+                       help="also SASL_SSL (port + 2) and mutual TLS (port + 3) listeners, "
+                            "with a local CA; prints the settings to use")
     kafka.set_defaults(func=_cmd_kafka)
 
     receiver = sub.add_parser("webhook-receiver",

@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaError
 
 from monitor.config import Settings
 from monitor.outputs.metrics import Metrics
+from streams.connection import client_options
 
 logger = logging.getLogger(__name__)
 
@@ -25,16 +26,16 @@ class LagProbe:
     """Measures and exports lag of consumer groups; one admin client, one offsets client."""
 
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
-        self.bootstrap = settings.kafka.bootstrap_servers
+        self.kafka = settings.kafka
         self.metrics = metrics
         self.admin: AIOKafkaAdminClient | None = None
         self.offsets: AIOKafkaConsumer | None = None
         self.exported: dict[str, set[tuple[str, str]]] = {}
 
     async def start(self) -> None:
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap,
+        self.admin = AIOKafkaAdminClient(**client_options(self.kafka),
                                          request_timeout_ms=10_000)
-        self.offsets = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
+        self.offsets = AIOKafkaConsumer(**client_options(self.kafka), group_id=None,
                                         enable_auto_commit=False, request_timeout_ms=10_000)
         await self.admin.start()
         await self.offsets.start()

@@ -12,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from monitor.contract.events import INPUT_KINDS
+from streams.connection import client_options
 
 if TYPE_CHECKING:
     import faust
@@ -69,7 +70,7 @@ async def ensure_topics(settings: Settings, timeout_ms: int = 30_000) -> None:
     is one state shard, and replay shards by the same count. With the Kafka checkpoint
     store, so must the compacted changelog topic (shard ``n`` lives in partition ``n``).
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers,
+    admin = AIOKafkaAdminClient(**client_options(settings.kafka),
                                 request_timeout_ms=timeout_ms)
     await admin.start()
     try:

@@ -37,6 +37,7 @@ from monitor.outputs.webhooks.progress import Progress, decode, encode, fingerpr
 from monitor.outputs.webhooks.retry import Backoff
 from monitor.outputs.webhooks.signing import parse_secrets
 from monitor.outputs.webhooks.sink import WebhookSink, http_client
+from streams.connection import client_options
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class _Lane:
     async def start(self) -> None:
         kafka, config = self.dispatcher.settings.kafka, self.dispatcher.config
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=kafka.bootstrap_servers, group_id=self.group,
+            **client_options(kafka), group_id=self.group,
             enable_auto_commit=False, auto_offset_reset=config.start_from,
             session_timeout_ms=int(kafka.session_timeout_seconds * 1000),
             heartbeat_interval_ms=int(kafka.heartbeat_interval_seconds * 1000))
@@ -220,10 +221,10 @@ class WebhookDispatcher:
     async def start(self) -> None:
         kafka = self.settings.kafka
         self.client = http_client(self.config)
-        self.producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all",
+        self.producer = AIOKafkaProducer(**client_options(kafka), acks="all",
                                          enable_idempotence=True)
         await self.producer.start()
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+        self.admin = AIOKafkaAdminClient(**client_options(kafka))
         await self.admin.start()
         self.lanes = [_Lane(self, receiver,
                             WebhookSink(receiver, self.keys[receiver.name], self.client))

@@ -9,6 +9,7 @@ import faust
 
 from monitor.config import Settings
 from streams.app import create_app
+from streams.connection import preflight
 from streams.topics import ensure_topics
 
 logger = logging.getLogger(__name__)
@@ -18,6 +19,9 @@ def run_worker(settings: Settings) -> int:
     """Block running the worker; returns its exit code after SIGTERM or SIGINT."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    # A wrong password or certificate would have every client retry quietly for ever:
+    # connect once first, and stop with the reason.
+    loop.run_until_complete(preflight(settings.kafka))
     loop.run_until_complete(ensure_topics(settings))
     # faust keeps its data directory under the state directory, never in the cwd.
     settings.processing.state_dir.mkdir(parents=True, exist_ok=True)

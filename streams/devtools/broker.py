@@ -28,6 +28,7 @@ from typing import Any, Final, TypeVar
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from streams.devtools.certs import USER, Credentials, ensure_credentials
 from streams.devtools.jars import LOG4J_CONFIG, BrokerError, ensure_jars, resolve_kafka_version
 
 log = logging.getLogger(__name__)
@@ -119,13 +120,25 @@ class LocalBroker:
         *,
         kafka_version: str | None = None,
         initial_rebalance_delay_ms: int = 0,
+        secure: bool = False,
+        sasl_ssl_port: int | None = None,
+        ssl_port: int | None = None,
     ) -> None:
         """Describe a broker; *controller_port* defaults to ``port + 1``.
 
         *initial_rebalance_delay_ms*: how long a new consumer group waits for more
         members before its first assignment (Kafka's default is 3,000; 0 here, so a test
         worker starts at once).
+
+        *secure*: also listen with SASL_SSL on *sasl_ssl_port* (default ``port + 2``;
+        PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 for user ``fraudmon``) and with mutual
+        TLS on *ssl_port* (default ``port + 3``), with certificates made in
+        ``workdir/secure`` (:mod:`streams.devtools.certs`). The plaintext listener stays
+        for the broker's own probe and for tests.
         """
+        self.secure = secure
+        self.sasl_ssl_port = sasl_ssl_port if sasl_ssl_port is not None else port + 2
+        self.ssl_port = ssl_port if ssl_port is not None else port + 3
         self.initial_rebalance_delay_ms = initial_rebalance_delay_ms
         self.workdir = Path(workdir).expanduser().resolve()
         self.port = port
@@ -140,6 +153,11 @@ class LocalBroker:
     def bootstrap(self) -> str:
         """The ``host:port`` clients bootstrap from."""
         return f"{self.host}:{self.port}"
+
+    @property
+    def credentials(self) -> Credentials:
+        """The secured listeners' CA, certificates and password (``secure`` brokers)."""
+        return Credentials(self.workdir / "secure")
 
     @property
     def config_path(self) -> Path:
@@ -219,6 +237,8 @@ class LocalBroker:
             return
         libs = ensure_jars(self.kafka_version)
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.secure:
+            ensure_credentials(self.credentials.folder)
         self._write_config()
         if not (self.data_dir / "meta.properties").is_file():
             self._format(libs)
@@ -253,6 +273,41 @@ class LocalBroker:
         return True
 
     def _properties(self) -> dict[str, str]:
+        properties = self._plain_properties()
+        if self.secure:
+            properties.update(self._secure_properties())
+        return properties
+
+    def _secure_properties(self) -> dict[str, str]:
+        made = self.credentials
+        host = self.host
+        jaas = {"plain": "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                         f'user_{USER}="{made.password}";',
+                "scram-sha-256": "org.apache.kafka.common.security.scram.ScramLoginModule "
+                                 "required;",
+                "scram-sha-512": "org.apache.kafka.common.security.scram.ScramLoginModule "
+                                 "required;"}
+        return {
+            "listeners": f"PLAINTEXT://{host}:{self.port},"
+            f"CONTROLLER://{host}:{self.controller_port},"
+            f"SASL_SSL://{host}:{self.sasl_ssl_port},SSL://{host}:{self.ssl_port}",
+            "advertised.listeners": f"PLAINTEXT://{host}:{self.port},"
+            f"SASL_SSL://{host}:{self.sasl_ssl_port},SSL://{host}:{self.ssl_port}",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,"
+            "SASL_SSL:SASL_SSL,SSL:SSL",
+            "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+            **{f"listener.name.sasl_ssl.{mechanism}.sasl.jaas.config": entry
+               for mechanism, entry in jaas.items()},
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": str(made.keystore),
+            "ssl.keystore.password": made.password,
+            "ssl.key.password": made.password,
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(made.ca),
+            "listener.name.ssl.ssl.client.auth": "required",
+        }
+
+    def _plain_properties(self) -> dict[str, str]:
         return {
             "process.roles": "broker,controller",
             "node.id": "1",
@@ -299,7 +354,7 @@ class LocalBroker:
         cmd = self._java_cmd(
             libs, ["-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"],  # short-lived
             "kafka.tools.StorageTool",
-            "format", "-t", cid, "-c", str(self.config_path),
+            "format", "-t", cid, "-c", str(self.config_path), *self._scram_users(),
         )  # fmt: skip
         log.info("formatting %s (cluster id %s)", self.data_dir, cid)
         try:
@@ -311,6 +366,14 @@ class LocalBroker:
         if proc.returncode != 0:
             out = proc.stdout + proc.stderr
             raise BrokerError(f"kafka storage format failed: {_failure_summary(out)}", out[-2000:])
+
+    def _scram_users(self) -> list[str]:
+        """``--add-scram`` arguments: SCRAM credentials written at format time (KIP-900)."""
+        if not self.secure:
+            return []
+        password = self.credentials.password
+        return [arg for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512")
+                for arg in ("--add-scram", f"{mechanism}=[name={USER},password={password}]")]
 
     def _launch(self, libs: Path) -> int:
         if self.log_path.exists():

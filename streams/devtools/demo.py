@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer
 from monitor.config import Settings, load_settings
 from monitor.outputs.webhooks.signing import generate_secret
 from monitor.tools.samplefile import write_sample
+from streams.connection import client_options
 from streams.devtools.broker import LocalBroker, free_port
 from streams.devtools.produce import produce_file
 from streams.topics import ensure_topics
@@ -78,7 +79,7 @@ async def _watch(settings: Settings, worker: subprocess.Popen[bytes], expected: 
     decisions, alerts, dead = (settings.kafka.topic(name)
                                for name in ("decisions", "alerts", "dead_letter"))
     consumer = AIOKafkaConsumer(decisions, alerts, dead,
-                                bootstrap_servers=settings.kafka.bootstrap_servers,
+                                **client_options(settings.kafka),
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     counts = {decisions: 0, alerts: 0, dead: 0}

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Final
 
 from streams.devtools.broker import LocalBroker
+from streams.devtools.certs import USER
 from streams.devtools.jars import BrokerError, resolve_kafka_version
 
 
@@ -30,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=Path(".kafka"), help="work directory")
     parser.add_argument("--kafka-version", default=None, help=f"default {resolve_kafka_version()}")
     parser.add_argument("--timeout", type=float, default=None, help="s (default: up 90, down 30)")
+    parser.add_argument("--secure", action="store_true",
+                        help="also SASL_SSL (port + 2) and mutual TLS (port + 3) listeners; "
+                             "prints the settings to use")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -38,8 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     broker = LocalBroker(
         args.dir, port=args.port, controller_port=args.controller_port,
-        kafka_version=args.kafka_version,
+        kafka_version=args.kafka_version, secure=args.secure,
     )  # fmt: skip
+    if (args.secure and args.command == "up" and not broker.credentials.keystore.is_file()
+            and (broker.data_dir / "meta.properties").is_file()):
+        print(f"error: {broker.workdir} was formatted without --secure (no SCRAM users); "
+              "use a fresh --dir", file=sys.stderr)
+        return 1
     try:
         command, default_timeout = _COMMANDS[args.command]
         return command(broker, args.timeout if args.timeout is not None else default_timeout)
@@ -61,7 +70,31 @@ def _up(broker: LocalBroker, timeout: float) -> int:
             f"Kafka {broker.kafka_version} up at {broker.bootstrap} in {took:.1f}s"
             f" (pid {broker.pid}, log {broker.log_path})"
         )
+    if broker.secure:
+        print(secure_settings(broker))
     return 0
+
+
+def secure_settings(broker: LocalBroker) -> str:
+    """The configuration a worker needs for the secured listeners, as YAML to paste."""
+    made = broker.credentials
+    return "\n".join([
+        "# SASL_SSL with SCRAM-SHA-512 (PLAIN and SCRAM-SHA-256 work too):",
+        "kafka:",
+        f'  bootstrap_servers: "{broker.host}:{broker.sasl_ssl_port}"',
+        "  security_protocol: SASL_SSL",
+        "  sasl_mechanism: SCRAM-SHA-512",
+        f"  sasl_username: {USER}",
+        "  sasl_password_env: FRAUDMON_KAFKA_PASSWORD",
+        f"  ssl_cafile: {made.ca}",
+        f"# export FRAUDMON_KAFKA_PASSWORD=$(cat {made.folder / 'password'})",
+        "# mutual TLS instead:",
+        f'#   bootstrap_servers: "{broker.host}:{broker.ssl_port}"',
+        "#   security_protocol: SSL",
+        f"#   ssl_cafile: {made.ca}",
+        f"#   ssl_certfile: {made.client_cert}",
+        f"#   ssl_keyfile: {made.client_key}",
+    ])
 
 
 def _down(broker: LocalBroker, timeout: float) -> int:

@@ -15,6 +15,7 @@ from monitor.config import Settings, load_settings
 from monitor.contract.events import INPUT_KINDS, from_dict, partition_key
 from monitor.errors import InvalidEvent, ReplayInputError
 from monitor.tools.simulator.log import write_jsonl
+from streams.connection import client_options, preflight
 from streams.topics import ensure_topics
 
 
@@ -42,7 +43,8 @@ async def produce_file(settings: Settings, path: Path, rate: float | None = None
     except OSError as exc:
         raise ReplayInputError(f"cannot read {path}: {exc.strerror or exc}") from exc
     lines = [line for line in content.splitlines() if line.strip()]
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers,
+    await preflight(settings.kafka)
+    producer = AIOKafkaProducer(**client_options(settings.kafka),
                                 acks="all", linger_ms=5)
     await producer.start()
     loop = asyncio.get_running_loop()

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from monitor.config import Settings
 from monitor.processing.folding import Place
+from streams.connection import client_options
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class InputLookup:
         if self.consumer is None:
             kafka = self.settings.kafka
             self.consumer = AIOKafkaConsumer(
-                bootstrap_servers=kafka.bootstrap_servers, group_id=None,
+                **client_options(kafka), group_id=None,
                 client_id=f"{kafka.app_id}-lookup", enable_auto_commit=False,
                 auto_offset_reset="earliest")
             await self.consumer.start()

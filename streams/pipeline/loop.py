@@ -56,6 +56,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from monitor.processing.folding import Folder
 from monitor.processing.readback import ReadBack
+from streams.connection import client_options
 from streams.pipeline.checkpoint import Checkpointer, Offsets
 from streams.pipeline.clients import Clients
 from streams.pipeline.flow import DECODED_LIMIT, FlowControl
@@ -221,11 +222,11 @@ class Pipeline:
         kafka = self.settings.kafka
         clients = self.clients
         clients.producer = producer = AIOKafkaProducer(
-            bootstrap_servers=kafka.bootstrap_servers, client_id=f"{kafka.app_id}-worker",
+            **client_options(kafka), client_id=f"{kafka.app_id}-worker",
             acks="all", linger_ms=0, max_batch_size=256 * 1024,
             max_request_size=4 << 20)
         clients.consumer = consumer = AIOKafkaConsumer(
-            bootstrap_servers=kafka.bootstrap_servers, group_id=kafka.app_id,
+            **client_options(kafka), group_id=kafka.app_id,
             client_id=f"{kafka.app_id}-worker", enable_auto_commit=False,
             auto_offset_reset="earliest", fetch_max_bytes=16 << 20,
             max_partition_fetch_bytes=PARTITION_FETCH_BYTES,

@@ -48,6 +48,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from monitor.errors import CheckpointError
+from streams.connection import client_options
 from streams.topics import changelog_topic
 
 if TYPE_CHECKING:
@@ -275,7 +276,7 @@ class KafkaChangelog:
 
     async def start(self) -> None:
         kafka = self.settings.kafka
-        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers,
+        producer = AIOKafkaProducer(**client_options(kafka),
                                     client_id=f"{kafka.app_id}-changelog", acks="all",
                                     linger_ms=0, max_batch_size=self.chunk_bytes + 4096)
         await producer.start()
@@ -349,7 +350,7 @@ class KafkaChangelog:
         """Feed every record of the shard's partition, up to its end offset, to ``sink``."""
         kafka = self.settings.kafka
         tp = TopicPartition(self.topic, self._partition(shard_id))
-        consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, group_id=None,
+        consumer = AIOKafkaConsumer(**client_options(kafka), group_id=None,
                                     client_id=f"{kafka.app_id}-restore",
                                     enable_auto_commit=False, auto_offset_reset="earliest",
                                     max_partition_fetch_bytes=8 << 20, fetch_max_bytes=32 << 20,
