@@ -170,6 +170,25 @@ class DetectionSettings(_Section):
 class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=6066, ge=0, le=65535)
+    advertised_url: str | None = None
+    """How the other workers reach this one's API (entity lookups are forwarded to the
+    owner); unset: ``http://<host>:<port>``, the host's own address when ``host`` is a
+    wildcard. In Kubernetes: ``http://$(POD_IP):6066``."""
+    forward_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    retry_after_seconds: int = Field(default=2, ge=1, le=300)
+    """``Retry-After`` of a 503 while the group rebalances."""
+
+    @field_validator("advertised_url")
+    @classmethod
+    def _advertised(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError("must be a plain base URL (no credentials, query or fragment)")
+        return value.rstrip("/")
 
 
 class ReceiverSettings(_Section):
@@ -230,14 +249,68 @@ class WebhookSettings(_Section):
 
 
 class ApiSettings(_Section):
-    """The risk team's HTTP API on the worker (everything but health and metrics)."""
+    """The risk team's HTTP API on the worker (everything but health and metrics).
+
+    Tokens come from environment variables named here, several per variable (space
+    separated, each ``name:token`` or a bare token named ``<role>-<n>``): analysts read
+    alerts and entities and post labels; admins may also change rules and settings.
+    """
 
     token_env: EnvName = "FRAUDMON_API_TOKEN"  # noqa: S105 - a variable's name, not a token
+    """Tokens from before roles: analyst tokens (what they could do then), named
+    ``legacy-<n>`` when bare."""
+    analyst_tokens_env: EnvName = "FRAUDMON_ANALYST_TOKENS"
+    admin_tokens_env: EnvName = "FRAUDMON_ADMIN_TOKENS"
     metrics_token_env: EnvName | None = None
     """When set, ``/metrics`` answers only with this variable's bearer token (unset: 401)."""
     recent_alerts: int = Field(default=10_000, ge=1, le=10_000_000)
+    """Unused since ``GET /alerts`` reads the alert store (``store``); accepted so that
+    existing files load."""
     page_size: int = Field(default=50, ge=1, le=10_000)
     max_page_size: int = Field(default=500, ge=1, le=10_000)
+
+
+class StoreSettings(_Section):
+    """The deployment's alert store, fed from the alerts topic, read by ``GET /alerts``."""
+
+    url: str | None = None
+    """Unset: SQLite in ``processing.state_dir`` (each worker keeps every alert);
+    ``postgresql://user@host:5432/db?sslmode=verify-full``: one database for every
+    worker. Never a password: that comes from ``password_env`` or libpq's environment
+    (``PGPASSWORD``, ``PGPASSFILE``)."""
+    password_env: EnvName | None = None
+    consume: bool = True
+    """Whether this worker feeds the store (false when ``fraudmon alert-store`` does)."""
+    group_suffix: str = Field(default="-alert-store", min_length=1, max_length=64)
+    retention_days: float | None = Field(default=400.0, gt=0)
+    max_alerts: int | None = Field(default=10_000_000, ge=1)
+    retention_interval_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+    max_alert_bytes: int = Field(default=65_536, ge=1024, le=1_048_576)
+    connect_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    query_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    retry_seconds: float = Field(default=2.0, gt=0, le=300)
+
+    @field_validator("url")
+    @classmethod
+    def _no_password(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("postgresql", "postgres", "sqlite"):
+            raise ValueError("must be a postgresql:// or sqlite:/// URL")
+        if parts.password or "password=" in parts.query.lower():
+            raise ValueError("must not carry a password (use store.password_env or "
+                             "PGPASSWORD / PGPASSFILE)")
+        if parts.scheme == "sqlite" and not parts.path.strip("/"):
+            raise ValueError("sqlite:/// needs a file path")
+        return value
+
+    @property
+    def backend(self) -> Literal["sqlite", "postgresql"]:
+        if self.url is None or self.url.startswith("sqlite:"):
+            return "sqlite"
+        return "postgresql"
 
 
 class MetricsSettings(_Section):
@@ -257,6 +330,7 @@ class Settings(BaseSettings):
     web: WebSettings = WebSettings()
     webhooks: WebhookSettings = WebhookSettings()
     api: ApiSettings = ApiSettings()
+    store: StoreSettings = StoreSettings()
     metrics: MetricsSettings = MetricsSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

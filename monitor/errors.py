@@ -12,6 +12,7 @@
     │   ├── DeliveryFailed       a webhook attempt failed (network, timeout, 5xx, 429, 4xx)
     │   ├── ReceiverGone         the receiver answered 410 Gone: stop sending to it
     │   └── TargetRefused        the target address is private or loopback and not allowed
+    ├── StoreUnavailable         the alert store's database failed or cannot be reached
     └── SignatureError           a webhook's signature or timestamp does not verify
 
 Third-party exceptions are translated into these at the boundary that meets them.
@@ -84,6 +85,12 @@ class TargetRefused(SinkError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, result="refused")
+
+
+class StoreUnavailable(FraudMonitorError):
+    """The alert store's database failed or cannot be reached (retried; a 503 to the API)."""
+
+    retryable = True
 
 
 class SignatureError(FraudMonitorError):

@@ -5,7 +5,9 @@ topic declarations. It runs no agents and no faust consumer: ingest and score ru
 one plain aiokafka consumer loop (:mod:`streams.pipeline.loop`) started with the app, and
 the checkpoint timer flushes, saves shards and commits (:mod:`streams.state.shards`), to the
 Kafka changelog (:mod:`streams.state.changelog`) and local files, or local files only
-(``processing.checkpoint_store``).
+(``processing.checkpoint_store``). Beside them: the alert store's feeder and retention
+(:mod:`streams.alertstore`), and the web server's roles (:mod:`streams.web.auth`) and
+forwarded entity lookups (:mod:`streams.web.entities`).
 """
 
 from __future__ import annotations
@@ -20,19 +22,23 @@ from faust.web.base import BlueprintManager, Web
 
 from monitor.config import Settings
 from monitor.detection.entities import FAMILIES
-from monitor.outputs.alertstore import AlertStore
 from monitor.outputs.metrics import Metrics
+from monitor.outputs.store import AlertStore, backend_for
 from monitor.runtime import gcpolicy
 from monitor.state.checkpoint import FileCheckpointStore
 from monitor.state.shard import model_version
+from streams.alertstore import Retention, StoreFeeder
 from streams.connection import faust_credentials
 from streams.lag import LagProbe
 from streams.pipeline.loop import Pipeline
 from streams.state.changelog import KafkaChangelog
 from streams.state.shards import ShardManager
 from streams.topics import declare
+from streams.web import auth
 from streams.web.api import register_api
+from streams.web.entities import Forwarder, register_entities
 from streams.web.health import register_views
+from streams.web.owners import AdvertisingAssignor, advertised_url
 from streams.webhooks import WebhookDispatcher
 
 logger = logging.getLogger(__name__)
@@ -92,12 +98,18 @@ def create_app(settings: Settings) -> faust.App:
                       families=FAMILIES)
     metrics.model.info({"model_version": model_version(settings)})
     metrics.watch_shards(lambda: list(manager.shards.values()))
-    store = AlertStore(settings.api.recent_alerts)
-    pipeline = Pipeline(settings, manager, metrics, store)
+    tokens = auth.tokens_from_env(settings)  # a malformed variable stops the start
+    store = AlertStore(backend_for(settings))
+    assignor = AdvertisingAssignor(advertised_url(settings), settings.kafka.topic("routed"))
+    pipeline = Pipeline(settings, manager, metrics, assignor)
+    forwarder = Forwarder(settings, metrics)
     _register_pipeline(app, settings, pipeline, metrics)
     _register_services(app, settings, metrics, pipeline)
+    _register_store(app, settings, metrics, store, forwarder)
     register_views(app, manager, metrics, pipeline, settings.api.metrics_token_env)
-    register_api(app, settings, manager, store)
+    register_api(app, settings, store, metrics)
+    register_entities(app, settings, manager, pipeline, assignor, forwarder)
+    auth.install(app, tokens, metrics)
     return app
 
 
@@ -156,3 +168,30 @@ def _register_services(app: faust.App, settings: Settings, metrics: Metrics,
     app.task(start_services)
     app.timer(settings.metrics.consumer_lag_interval_seconds, name="consumer_lag")(measure_lag)
     app.on_before_shutdown.connect(cast(Any, stop_services))
+
+
+def _register_store(app: faust.App, settings: Settings, metrics: Metrics, store: AlertStore,
+                    forwarder: Forwarder) -> None:
+    """The alert store (opened before the API answers), its feeder and retention, and the
+    client that forwards entity lookups: started with the app, stopped before it."""
+    feeder = StoreFeeder(settings, store, metrics) if settings.store.consume else None
+    retention = Retention(settings, store, metrics)
+
+    async def start_store() -> None:
+        await store.open()  # run_worker created the schema already (store_preflight)
+        await forwarder.start()
+        if feeder is not None:
+            await feeder.start()
+
+    async def prune() -> None:
+        await retention.run_once()
+
+    async def stop_store(sender: Any, **_: Any) -> None:
+        if feeder is not None:
+            await feeder.stop()
+        await forwarder.stop()
+        await store.close()
+
+    app.task(start_store)
+    app.timer(settings.store.retention_interval_seconds, name="alert_store_retention")(prune)
+    app.on_before_shutdown.connect(cast(Any, stop_store))

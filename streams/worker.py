@@ -8,6 +8,7 @@ import logging
 import faust
 
 from monitor.config import Settings
+from streams.alertstore import store_preflight
 from streams.app import create_app
 from streams.connection import preflight
 from streams.topics import ensure_topics
@@ -23,6 +24,8 @@ def run_worker(settings: Settings) -> int:
     # connect once first, and stop with the reason.
     loop.run_until_complete(preflight(settings.kafka))
     loop.run_until_complete(ensure_topics(settings))
+    # The alert store: connect once and create its tables, or stop with the reason.
+    loop.run_until_complete(store_preflight(settings))
     # faust keeps its data directory under the state directory, never in the cwd.
     settings.processing.state_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)

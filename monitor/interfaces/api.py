@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Mapping
 from datetime import datetime
@@ -13,7 +14,7 @@ from pydantic import SecretStr
 
 from monitor.config import ApiSettings
 from monitor.contract.vocabulary import PATTERNS, SEVERITIES
-from monitor.outputs.alertstore import AlertQuery
+from monitor.outputs.store.query import AlertQuery, BadCursor, Position
 
 MAX_FILTER_LENGTH = 128
 
@@ -23,9 +24,10 @@ class BadQuery(ValueError):
 
 
 def authorized(header: str | None, token: SecretStr | None) -> bool:
-    """Whether an ``Authorization`` header carries the bearer token (constant time).
+    """Whether an ``Authorization`` header carries the bearer token (constant time); for
+    a single-token endpoint (``/metrics``; the API's roles are :mod:`.roles`).
 
-    No token configured means nobody is authorized: the API fails closed.
+    No token configured means nobody is authorized: the endpoint fails closed.
 
     >>> authorized("Bearer s3cret", SecretStr("s3cret"))
     True
@@ -37,7 +39,8 @@ def authorized(header: str | None, token: SecretStr | None) -> bool:
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer":
         return False
-    return hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode())
+    return hmac.compare_digest(hashlib.sha256(given.strip().encode()).digest(),
+                               hashlib.sha256(token.get_secret_value().encode()).digest())
 
 
 def parse_time(name: str, text: str) -> float:
@@ -97,5 +100,14 @@ def alert_query(params: Mapping[str, str], settings: ApiSettings) -> AlertQuery:
         since=parse_time("since", since) if since is not None else None,
         until=parse_time("until", until) if until is not None else None,
         limit=limit if limit is not None else settings.page_size,
-        cursor=_integer(params, "cursor", None, 1, 2**62),
+        cursor=_cursor(params.get("cursor")),
     )
+
+
+def _cursor(text: str | None) -> Position | None:
+    if text is None:
+        return None
+    try:
+        return Position.decode(text)
+    except BadCursor as exc:
+        raise BadQuery(str(exc)) from None

@@ -49,6 +49,10 @@ ATTEMPT_RESULTS = ("ok", "network_error", "timeout", "rate_limited", "server_err
 DELIVERY_RESULTS = ("delivered", "dead_lettered")
 """Final outcomes of one alert's delivery to one receiver."""
 DEAD_LETTER_REASONS = ("exhausted", "rejected", "receiver_disabled", "refused")
+STORE_SKIPS = ("too_large", "not_json", "not_an_alert")
+"""Why the alert store skipped an alerts-topic record."""
+FORWARD_OUTCOMES = ("answered", "rebalancing", "unreachable", "timeout")
+"""What became of an entity lookup this worker sent on to the shard's owner."""
 QUALITY_FIGURES = (("roc_auc", "ROC AUC of pattern scores against later labels."),
                    ("precision", "Share of alerted entities that labels confirmed."),
                    ("recall", "Share of confirmed entities that were alerted."))
@@ -227,6 +231,7 @@ class Metrics:
             "consumer_lag", "Messages not yet committed, by consumer, topic and partition.",
             ["consumer", "topic", "partition"], namespace=ns, registry=r)
         self._webhook_metrics(receivers)
+        self._store_and_api_metrics()
 
         self.valid = {kind: self.events_consumed.labels(kind, "valid") for kind in INPUT_KINDS}
         self.dead_lettered = {kind: self.events_consumed.labels(kind, "dead_letter")
@@ -278,6 +283,48 @@ class Metrics:
             self.webhook_in_flight.labels(name)
             self.webhook_attempt_seconds.labels(name)
             self.webhook_receiver_enabled.labels(name).set(1)
+
+    def _store_and_api_metrics(self) -> None:
+        r, ns = self.registry, NAMESPACE
+        self.store_written = Counter(
+            "alert_store_written", "Alerts written to the alert store (repeats not counted).",
+            namespace=ns, registry=r)
+        self.store_skipped = Counter(
+            "alert_store_skipped", "Alerts-topic records the alert store skipped, by reason.",
+            ["reason"], namespace=ns, registry=r)
+        self.store_pruned = Counter(
+            "alert_store_pruned", "Alerts deleted by retention (store.retention_days, "
+            "store.max_alerts).", namespace=ns, registry=r)
+        self.store_alerts = Gauge(
+            "alert_store_alerts", "Alerts held by the alert store (at the last retention "
+            "pass).", namespace=ns, registry=r)
+        self.store_alerts_limit = Gauge(
+            "alert_store_alerts_limit", "store.max_alerts (0: no count limit).",
+            namespace=ns, registry=r)
+        self.store_lag = Gauge(
+            "alert_store_lag", "Alerts-topic records not yet in the alert store, by partition.",
+            ["partition"], namespace=ns, registry=r)
+        self.store_failures = Counter(
+            "alert_store_failures", "Alert store operations that failed, by operation.",
+            ["operation"], namespace=ns, registry=r)
+        self.store_query_seconds = Histogram(
+            "alert_store_query_duration_seconds", "Time to answer one GET /alerts page.",
+            namespace=ns, registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0))
+        self.api_denied = Counter(
+            "api_denied", "API requests refused: 401 (no or unknown token), 403 (wrong role).",
+            ["status"], namespace=ns, registry=r)
+        self.entity_forwards = Counter(
+            "entity_lookups_forwarded", "Entity lookups sent on to the shard's owner, by "
+            "outcome.", ["outcome"], namespace=ns, registry=r)
+        for reason in STORE_SKIPS:
+            self.store_skipped.labels(reason)
+        for operation in ("write", "query", "retention"):
+            self.store_failures.labels(operation)
+        for status in ("401", "403"):
+            self.api_denied.labels(status)
+        for outcome in FORWARD_OUTCOMES:
+            self.entity_forwards.labels(outcome)
 
     def alert(self, pattern: str, severity: str) -> None:
         child = self.alert_children.get((pattern, severity))

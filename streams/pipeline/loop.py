@@ -72,10 +72,10 @@ from streams.topics import kind_by_topic
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Coroutine
 
+    from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
     from aiokafka.structs import ConsumerRecord
 
     from monitor.config import Settings
-    from monitor.outputs.alertstore import AlertStore
     from monitor.outputs.metrics import Metrics
     from streams.state.shards import ShardManager
 
@@ -117,8 +117,11 @@ class Pipeline:
     :meth:`stop`; :meth:`checkpoint` runs on the app's timer."""
 
     def __init__(self, settings: Settings, manager: ShardManager, metrics: Metrics,
-                 store: AlertStore) -> None:
-        self.settings, self.manager, self.metrics, self.store = settings, manager, metrics, store
+                 assignor: AbstractPartitionAssignor | None = None) -> None:
+        self.settings, self.manager, self.metrics = settings, manager, metrics
+        # The group's assignment strategy (streams.web.owners: it also tells every
+        # worker which worker owns each shard); aiokafka's round robin when None.
+        self.assignor = assignor
         self.kinds = kind_by_topic(settings)
         self.routed = settings.kafka.topic("routed")
         self.decisions_topic = settings.kafka.topic("decisions")
@@ -131,7 +134,7 @@ class Pipeline:
         # Groups produced for owned shards, until they are read back (see "Folding here").
         self.readback = ReadBack(DECODED_LIMIT)
         self.sink = WorkerSink(self.clients, self.routed, self.alerts_topic, self.readback,
-                               manager, metrics, store, self.dead)
+                               manager, metrics, self.dead)
         # Routes and folds each view (monitor.processing.folding); it keeps the owned and
         # broken shards, whether it may fold here and whether caught up (see the
         # properties below) and the open groups. It holds manager.shards and
@@ -232,7 +235,9 @@ class Pipeline:
             max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
             fetch_max_wait_ms=FETCH_WAIT_MS, fetch_min_bytes=FETCH_MIN_BYTES,
             session_timeout_ms=int(kafka.session_timeout_seconds * 1000),
-            heartbeat_interval_ms=int(kafka.heartbeat_interval_seconds * 1000))
+            heartbeat_interval_ms=int(kafka.heartbeat_interval_seconds * 1000),
+            **({"partition_assignment_strategy": (self.assignor,)}
+               if self.assignor is not None else {}))
         await self.manager.start()
         await producer.start()
         self.outputs = outputs = Outputs(producer, soft=[self.dead_topic],

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from aiokafka.structs import ConsumerRecord
 
     from monitor.contract.events import Event
-    from monitor.outputs.alertstore import AlertStore
     from monitor.outputs.metrics import Metrics
     from monitor.processing.folding import Group
     from monitor.processing.readback import ReadBack
@@ -64,17 +63,16 @@ class DeadLetters:
 
 class WorkerSink:
     """The live worker's fold sink: routed groups and alerts to their topics,
-    the read-back cache, the alert store and the metrics."""
+    the read-back cache and the metrics. (Alerts reach the alert store through the alerts
+    topic: :mod:`streams.alertstore`.)"""
 
     def __init__(self, clients: Clients, routed: str, alerts: str, readback: ReadBack,
-                 manager: ShardManager, metrics: Metrics,
-                 store: AlertStore, dead: DeadLetters) -> None:
+                 manager: ShardManager, metrics: Metrics, dead: DeadLetters) -> None:
         self.clients = clients
         self.routed, self.alerts = routed, alerts
         self.readback = readback
         self.manager = manager
         self.metrics = metrics
-        self.store = store
         self.dead = dead
 
     def group_closed(self, shard_id: int, group: Group) -> None:
@@ -87,10 +85,9 @@ class WorkerSink:
         self.manager.touch(shard_id)
 
     def alerted(self, view: View, event: Event, alert: dict[str, Any]) -> None:
-        """Send an alert a fold raised, count it and keep it for the HTTP API."""
+        """Send an alert a fold raised and count it."""
         self.clients.out().add(self.alerts, view.key.encode(), orjson.dumps(alert))
         self.metrics.alert(alert["pattern"], alert["severity"])
-        self.store.put(alert, event.ts)
 
     def fold_failed(self, shard: Shard, view: View, event: Event, arrived: float | None,
                     source: bytes | None, offset: int | None, exc: Exception) -> None:

@@ -1,4 +1,4 @@
-"""The HTTP API's rules: bearer tokens and ``GET /alerts`` query parameters."""
+"""The HTTP API's rules: the metrics bearer token and ``GET /alerts`` query parameters."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pydantic import SecretStr
 
 from monitor.config import ApiSettings
 from monitor.interfaces.api import BadQuery, alert_query, authorized, parse_time
+from monitor.outputs.store.query import Position
 
 TOKEN = SecretStr("s3cret-token")
 
@@ -30,9 +31,9 @@ def test_query_defaults_and_values() -> None:
     assert alert_query({}, settings).limit == 20
     query = alert_query({"pattern": "structuring", "severity": "high", "entity": "a-1",
                          "since": "2026-01-05T00:00:00Z", "until": "2026-01-06T08:00:00+08:00",
-                         "limit": "100", "cursor": "7"}, settings)
+                         "limit": "100", "cursor": Position(7, "al_7").encode()}, settings)
     assert (query.pattern, query.severity, query.entity, query.limit, query.cursor) == (
-        "structuring", "high", "a-1", 100, 7)
+        "structuring", "high", "a-1", 100, Position(7, "al_7"))
     assert query.since == 1767571200.0 and query.until == 1767657600.0
 
 
@@ -47,7 +48,9 @@ def test_an_unencoded_plus_in_a_time_is_read_back() -> None:
     ({"limit": "0"}, "'limit' must be in 1..500"),
     ({"limit": "501"}, "'limit' must be in 1..500"),
     ({"limit": "ten"}, "'limit' must be an integer"),
-    ({"cursor": "-1"}, "'cursor' must be in"),
+    ({"cursor": "-1"}, "'cursor' is not one this API handed out"),
+    ({"cursor": "7"}, "'cursor' is not one this API handed out"),
+    ({"cursor": "x" * 201}, "'cursor' is not one this API handed out"),
     ({"since": "2026-01-05"}, "'since' must carry a UTC offset"),
     ({"until": "last week"}, "'until' must be an RFC 3339 time"),
     ({"entity": "x" * 129}, "'entity' must be 1-128"),

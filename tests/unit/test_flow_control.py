@@ -12,7 +12,6 @@ from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from monitor.config import Settings
-from monitor.outputs.alertstore import AlertStore
 from monitor.outputs.metrics import Metrics
 from monitor.state.checkpoint import FileCheckpointStore
 from monitor.state.shard import Shard
@@ -49,7 +48,7 @@ class RecordingConsumer:
 def pipeline(tmp_path: Path) -> tuple[Pipeline, RecordingConsumer, set[TopicPartition]]:
     settings = Settings()
     line = Pipeline(settings, ShardManager(settings, FileCheckpointStore(tmp_path)),
-                    Metrics(), AlertStore())
+                    Metrics())
     inputs = {TopicPartition(settings.kafka.topic("payments"), p) for p in range(2)}
     routed = {TopicPartition(line.routed, p) for p in range(2)}
     consumer = RecordingConsumer(inputs | routed)
@@ -106,7 +105,7 @@ def test_views_in_flight_stay_within_a_quarter_of_the_dedup_window(tmp_path: Pat
     # Read back after the cache forgot them, they are dropped only by the window.
     settings = Settings(processing={"dedup_window": 4_000})
     line = Pipeline(settings, ShardManager(settings, FileCheckpointStore(tmp_path)),
-                    Metrics(), AlertStore())
+                    Metrics())
     assert line.flow.folded_limit == 1_000
 
 

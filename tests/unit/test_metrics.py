@@ -13,7 +13,8 @@ from monitor.outputs.metrics import LATENCY_BUCKETS, LATENCY_BUDGET_SECONDS, Met
 from monitor.state.shard import Shard
 
 ALLOWED_LABELS = {"topic", "outcome", "pattern", "severity", "family", "receiver", "result",
-                  "reason", "consumer", "partition", "shard", "model_version", "le"}
+                  "reason", "consumer", "partition", "shard", "model_version", "le",
+                  "operation", "status"}  # bounded: store operations, 401 or 403
 
 
 def busy_metrics() -> tuple[Metrics, list[Shard]]:

@@ -15,7 +15,6 @@ import pytest
 from aiokafka import TopicPartition
 
 from monitor.config import Settings
-from monitor.outputs.alertstore import AlertStore
 from monitor.outputs.metrics import Metrics
 from monitor.state.checkpoint import FileCheckpointStore
 from streams.pipeline import checkpoint as checkpoint_module
@@ -51,7 +50,7 @@ def pipeline(tmp_path: Path, buffered: dict[TopicPartition, list[int]],
              ) -> tuple[Pipeline, BufferedConsumer]:
     settings = Settings()
     line = Pipeline(settings, ShardManager(settings, FileCheckpointStore(tmp_path)),
-                    Metrics(), AlertStore())
+                    Metrics())
     line.consumer = consumer = BufferedConsumer(buffered)
     line.rebalance.routed_partitions = [TopicPartition(line.routed, p) for p in range(2)]
     return line, consumer

@@ -14,7 +14,6 @@ from monitor.config import ProcessingSettings, Settings
 from monitor.contract.events import parse
 from monitor.contract.records import dead_letter, decision
 from monitor.detection.entities.base import EntityState
-from monitor.outputs.alertstore import AlertStore
 from monitor.outputs.metrics import Metrics
 from monitor.processing.folding import GROUP_BYTES
 from monitor.routing.views import views
@@ -86,7 +85,7 @@ class RecordingOutputs:
 def test_routed_groups_of_the_largest_events_fit(tmp_path: Path) -> None:
     settings = Settings(processing={"max_event_bytes": LARGEST_EVENT})
     line = Pipeline(settings, ShardManager(settings, FileCheckpointStore(tmp_path)),
-                    Metrics(CollectorRegistry()), AlertStore())
+                    Metrics(CollectorRegistry()))
     outputs = RecordingOutputs()
     line.outputs = outputs  # type: ignore[assignment]
     line.owned, line.caught_up = set(), True  # every shard another worker's: full envelopes

@@ -16,7 +16,6 @@ from prometheus_client import CollectorRegistry
 
 from monitor.config import Settings
 from monitor.contract.events import Event, from_dict
-from monitor.outputs.alertstore import AlertStore
 from monitor.outputs.metrics import Metrics
 from monitor.processing.folding import GROUP_VIEWS
 from monitor.routing import envelope
@@ -64,7 +63,7 @@ def pipeline(tmp_path: Path) -> tuple[Pipeline, RecordingOutputs]:
     """A worker owning shards 0 (restored) and 1 (not restored yet) of four."""
     settings = Settings()
     line = Pipeline(settings, ShardManager(settings, FileCheckpointStore(tmp_path)),
-                    Metrics(CollectorRegistry()), AlertStore())
+                    Metrics(CollectorRegistry()))
     outputs = RecordingOutputs()
     line.outputs = outputs  # type: ignore[assignment]
     line.consumer = Consumer({TopicPartition(line.routed, p) for p in (0, 1)})  # type: ignore[assignment]
