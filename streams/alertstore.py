@@ -26,6 +26,7 @@ import time
 from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from monitor.errors import StoreUnavailable
 from monitor.outputs.store.record import StoredAlert, stored_alert
@@ -69,6 +70,7 @@ class StoreFeeder:
                       if self.shared else None)
         self.name = self.group or LOCAL_CONSUMER
         self.consumer: AIOKafkaConsumer | None = None
+        self.admin: AIOKafkaAdminClient | None = None  # finds the partitions (SQLite)
         self.unpositioned: set[TopicPartition] = set()
         self.task: asyncio.Task[None] | None = None
         self.written = 0
@@ -85,6 +87,9 @@ class StoreFeeder:
         await self.consumer.start()
         if self.shared:
             self.consumer.subscribe([self.topic], listener=_Listener(self))
+        else:
+            self.admin = AIOKafkaAdminClient(**client_options(kafka))
+            await self.admin.start()
         self.task = asyncio.create_task(self._run(), name="fraudmon-alert-store")
         logger.info("alert store: feeding %s from %s (%s)", self.store.backend.describe(),
                     self.topic, f"group {self.group}" if self.shared else "every partition")
@@ -96,6 +101,8 @@ class StoreFeeder:
                 await self.task
         if self.consumer is not None:
             await self.consumer.stop()
+        if self.admin is not None:
+            await self.admin.close()
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.consumer.assignment()) if self.consumer is not None else set()
@@ -120,10 +127,11 @@ class StoreFeeder:
 
     async def _discover(self) -> None:
         """Manual assignment: every partition of the topic, new ones included."""
-        assert self.consumer is not None  # noqa: S101 - started
-        await self.consumer.topics()  # refreshes metadata
-        partitions = self.consumer.partitions_for_topic(self.topic) or set()
-        wanted = {TopicPartition(self.topic, p) for p in partitions}
+        assert self.consumer is not None and self.admin is not None  # noqa: S101 - started
+        described = await self.admin.describe_topics([self.topic])
+        wanted = {TopicPartition(self.topic, int(p["partition"]))
+                  for topic in described if topic.get("topic") == self.topic
+                  and not topic.get("error_code") for p in topic.get("partitions", ())}
         have = self.consumer.assignment()
         if wanted - have:
             self.consumer.assign(sorted(wanted))

@@ -1,4 +1,4 @@
-"""The real Kafka broker for integration tests.
+"""The real Kafka broker (and PostgreSQL server) for integration tests.
 
 ``make test`` starts one and passes its address in ``FRAUDMON_TEST_BOOTSTRAP``; run
 alone, pytest starts its own on free ports and stops it at the end of the session.
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from streams.devtools.broker import LocalBroker, free_port
+from streams.devtools.postgres import LocalPostgres
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +29,14 @@ def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield broker.bootstrap
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    """A real PostgreSQL server (Debian's package, which ``make test`` installs through
+    ``make apt-deps``): never skipped; missing, it fails and says how to install it."""
+    server = LocalPostgres().start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -53,8 +53,12 @@ async def test_api_serves_alerts_entities_and_labels_behind_a_token(
         assert served == json.loads((ROOT / "docs" / "openapi.json").read_text())
 
         emitted = await sample_alerts(settings, tmp_path / "events.jsonl")
+        # The alert store has them once its feeder has read the alerts topic.
+        await asyncio.to_thread(
+            wait_for, lambda: len(get("/alerts", limit=500)[1]["alerts"]) == len(emitted), 30,
+            "every alert in the store")
 
-        # Paging newest first through every alert, two at a time.
+        # Paging newest first (event time) through every alert, two at a time.
         seen: list[dict[str, Any]] = []
         cursor = None
         while True:
@@ -67,8 +71,8 @@ async def test_api_serves_alerts_entities_and_labels_behind_a_token(
                 break
         assert len(seen) == len(emitted)
         assert {a["alert_id"]: a for a in seen} == emitted
-        created = [a["created_at"] for a in seen]
-        assert created == sorted(created, reverse=True)
+        order = [(a["ts"], a["alert_id"]) for a in seen]
+        assert order == sorted(order, reverse=True)
 
         status, page = get("/alerts", pattern="rollover_loan", entity="borrower-0042")
         assert status == 200 and page["alerts"]
