@@ -29,14 +29,17 @@ jars: venv
 	$(BIN)/python -c "from streams.devtools.jars import ensure_jars; print(ensure_jars())"
 
 # Prometheus (with promtool) and Alertmanager (with amtool) from Debian's packages, for
-# the rule unit tests and the integration tests with real peers. Installed only when a
-# binary is missing; needs root or sudo.
+# the rule unit tests and the integration tests with real peers; PostgreSQL for the alert
+# store's tests (the suite runs its own server: streams/devtools/postgres.py). Installed
+# only when a binary is missing; needs root or sudo.
 apt-deps:
 	@missing=""; \
 	for pair in prometheus:prometheus promtool:prometheus \
 	            prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager; do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
 	done; \
+	command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	  || missing="$$missing postgresql"; \
 	missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
 	if [ -n "$${missing% }" ]; then \
 	  sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -1,9 +1,10 @@
 """The alert store on a real PostgreSQL server: the backend contract the SQLite unit
 tests hold (pages against a reference, idempotent writes with their offsets, retention),
-and a wrong password as one line and a fast exit."""
+two workers sharing one database, and a wrong password as one line and a fast exit."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from monitor.errors import StoreUnavailable
@@ -19,7 +21,15 @@ from monitor.outputs.store import AlertStore
 from monitor.outputs.store.postgres import PostgresBackend
 from streams.devtools.postgres import LocalPostgres
 from tests import store_contract as contract
-from tests.integration.harness import make_config
+from tests.integration.harness import make_config, wait_for
+from tests.integration.two_workers import (
+    all_alerts,
+    deployment,
+    spread_alerts,
+    started,
+    store_holds,
+    topic_ends,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -73,3 +83,51 @@ def test_a_wrong_store_password_is_one_line_and_a_fast_exit(
     assert lines[-1].startswith("fraudmon: error: postgresql fraudmon@127.0.0.1"), lines[-1]
     assert "password authentication failed" in lines[-1]
     assert "not-the-password" not in done.stderr
+
+
+async def test_two_workers_share_one_postgresql_store(
+        tmp_path: Path, bootstrap: str, postgres: LocalPostgres) -> None:
+    """Alerts from both workers in one GET /alerts from either, after both restart, once
+    each when the alerts topic is read again from the start."""
+    url = postgres.create_database(f"deploy_{uuid.uuid4().hex[:8]}")
+    a, b = deployment(tmp_path, bootstrap,
+                      sections={"store": {"url": url, "password_env": "IT_PG_PASSWORD"}},
+                      env={"IT_PG_PASSWORD": postgres.password})
+    group = f"{a.settings.kafka.app_id}{a.settings.store.group_suffix}"
+    try:
+        await asyncio.to_thread(started, a, b)
+        emitted = await spread_alerts(a.settings, tmp_path / "events.jsonl",
+                                      a.settings.kafka.partitions)
+        ids = set(emitted)
+        for worker in (a, b):
+            await store_holds(worker, ids)
+        assert {x["alert_id"]: x for x in all_alerts(b)} == emitted
+        raised = [sum(v for k, v in w.metrics().items() if k.startswith("fraudmon_alerts_total"))
+                  for w in (a, b)]
+        assert all(raised), raised
+        # One shared group: each worker's feeder wrote a share, together each alert once.
+        written = [w.metrics()["fraudmon_alert_store_written_total"] for w in (a, b)]
+        assert sum(written) == len(ids), written
+
+        assert a.stop() == 0 and b.stop() == 0
+        # Read the alerts topic again from the start, as after a lost offsets table.
+        with psycopg.connect(url, password=postgres.password) as conn:
+            conn.execute("UPDATE fraudmon_alert_offsets SET next_offset = 0 "
+                         "WHERE consumer = %s", (group,))
+        await asyncio.to_thread(started, a, b)
+        ends = sum((await topic_ends(a)).values())
+
+        def read_again() -> bool:
+            with psycopg.connect(url, password=postgres.password) as conn:
+                row = conn.execute("SELECT COALESCE(SUM(next_offset), 0) FROM "
+                                   "fraudmon_alert_offsets WHERE consumer = %s",
+                                   (group,)).fetchone()
+            return row is not None and int(row[0]) == ends
+        await asyncio.to_thread(wait_for, read_again, 60, "the alerts topic read again")
+        for worker in (a, b):
+            await store_holds(worker, ids)
+            assert worker.metrics()["fraudmon_alert_store_written_total"] == 0
+        assert a.stop() == 0 and b.stop() == 0
+    finally:
+        a.stop()
+        b.stop()

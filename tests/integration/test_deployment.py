@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from monitor.outputs.store.sqlite import FILE_NAME
 from tests.integration.harness import Worker, wait_for
@@ -33,6 +33,7 @@ from tests.integration.two_workers import (
     spread_alerts,
     started,
     store_holds,
+    topic_ends,
 )
 
 pytestmark = pytest.mark.integration
@@ -49,18 +50,6 @@ def store_offsets(worker: Worker) -> dict[int, int]:
     path = worker.settings.processing.state_dir / FILE_NAME
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
         return dict(conn.execute("SELECT partition, next_offset FROM fraudmon_alert_offsets"))
-
-
-async def topic_ends(worker: Worker) -> dict[int, int]:
-    topic = worker.settings.kafka.topic("alerts")
-    consumer = AIOKafkaConsumer(bootstrap_servers=worker.settings.kafka.bootstrap_servers)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(worker.settings.kafka.partitions)]
-        return {tp.partition: offset
-                for tp, offset in (await consumer.end_offsets(partitions)).items()}
-    finally:
-        await consumer.stop()
 
 
 def check_roles(worker: Worker) -> None:

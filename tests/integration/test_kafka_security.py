@@ -1,5 +1,6 @@
 """The worker over a secured broker: SASL_SSL with SCRAM-SHA-512 and mutual TLS end to end
-(produce, score, alerts, webhooks, the labels API), and each misconfiguration a one-line
+(produce, score, alerts, webhooks, the labels API, GET /alerts from the alert store, an
+entity lookup), and each misconfiguration a one-line
 error and a non-zero exit within 30 s.
 
 The broker is the project's own (:class:`streams.devtools.broker.LocalBroker` with
@@ -28,7 +29,7 @@ from monitor.outputs.webhooks.signing import generate_secret
 from monitor.tools.samplefile import write_sample
 from streams.devtools.broker import LocalBroker, free_port
 from streams.devtools.produce import produce_file
-from tests.integration.harness import TopicReader, Worker, make_config, until
+from tests.integration.harness import TopicReader, Worker, make_config, until, wait_for
 from tests.integration.peers import WebhookReceiver, http_json
 
 pytestmark = pytest.mark.integration
@@ -111,6 +112,23 @@ async def test_worker_over_sasl_ssl_scram_sha_512_end_to_end(
         await asyncio.to_thread(worker.wait_ready)
         alerts = await score_sample(tmp_path, settings, plain, worker)
         assert len(alerts) >= 3
+        # The alert store's feeder reads the alerts topic over SASL_SSL too: GET /alerts
+        # pages through every alert, and an entity of one of them answers.
+        api = f"http://127.0.0.1:{settings.web.port}"
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+
+        def stored() -> set[str]:
+            status, page = http_json(f"{api}/alerts?limit=500", headers=auth)
+            assert status == 200, page
+            return {alert["alert_id"] for alert in page["alerts"]}
+        await asyncio.to_thread(wait_for, lambda: stored() == set(alerts), 60,
+                                "every alert in the store")
+        some = next(iter(alerts.values()))
+        status, entity = await asyncio.to_thread(
+            http_json, f"{api}/entities/{some['entity']}?entity_type={some['entity_type']}",
+            None, auth)
+        assert status == 200 and entity["entity"] == some["entity"], entity
+        assert entity["answered_by"] == api
         # The webhook lane's consumer and producer are secured clients too.
         await until(lambda: {r["webhook_id"] for r in receiver.records("webhook")}
                     >= set(alerts), 60, "every alert at the webhook receiver")

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 import yaml
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from monitor.config import Settings, load_settings
 from tests.integration.harness import Worker, free_port, make_config, wait_for
@@ -127,3 +128,15 @@ async def spread_alerts(settings: Settings, path: Path, partitions: int,
         await wait_caught_up(settings, input_topics(settings), 90)
         await reader.drain()
     return {alert["alert_id"]: alert for alert in reader.records[alerts]}
+
+
+async def topic_ends(worker: Worker) -> dict[int, int]:
+    topic = worker.settings.kafka.topic("alerts")
+    consumer = AIOKafkaConsumer(bootstrap_servers=worker.settings.kafka.bootstrap_servers)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(worker.settings.kafka.partitions)]
+        return {tp.partition: offset
+                for tp, offset in (await consumer.end_offsets(partitions)).items()}
+    finally:
+        await consumer.stop()
