@@ -237,6 +237,7 @@ class Retention:
         try:
             pruned = await self.store.prune(older_than, self.config.max_alerts)
             self.metrics.store_pruned.inc(pruned)
+            await self.store.maintain()
             self.metrics.store_alerts.set(await self.store.count())
         except StoreUnavailable as exc:
             self.metrics.store_failures.labels("retention").inc()
@@ -245,3 +246,40 @@ class Retention:
         if pruned:
             logger.info("alert store retention: %d alerts deleted", pruned)
         return pruned
+
+
+def run_alert_store(settings: Settings) -> int:
+    """``fraudmon alert-store``: the feeder and retention alone, until SIGTERM or SIGINT
+    (workers then run with ``store.consume: false``)."""
+    import signal
+
+    from monitor.outputs.metrics import Metrics
+    from monitor.outputs.store import AlertStore, backend_for
+    from streams.connection import preflight
+
+    async def serve() -> None:
+        await preflight(settings.kafka)
+        await store_preflight(settings)
+        store = AlertStore(backend_for(settings))
+        metrics = Metrics()
+        await store.open()
+        feeder = StoreFeeder(settings, store, metrics)
+        retention = Retention(settings, store, metrics)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await feeder.start()
+        try:
+            while not stop.is_set():
+                await retention.run_once()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(),
+                                           settings.store.retention_interval_seconds)
+        finally:
+            await feeder.stop()
+            await store.close()
+            logger.info("alert store: stopped after %d new alerts", feeder.written)
+
+    asyncio.run(serve())
+    return 0

@@ -61,8 +61,19 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     _configure_logging("WARNING")
     only = {name.strip() for name in args.only.split(",") if name.strip()}
+    # A broker of the caller's is reached with the kafka.* security of --config (or of
+    # FRAUDMON_KAFKA__* variables), as every other client.
+    security = _settings(args).kafka if args.bootstrap is not None else None
     return bench_main(args.events, only, args.seed, args.entities, args.keep, args.bootstrap,
-                      args.rate)
+                      args.rate, security, args.alerts, args.store_url)
+
+
+def _cmd_alert_store(args: argparse.Namespace) -> int:
+    from streams.alertstore import run_alert_store
+
+    settings = _settings(args)
+    _configure_logging(settings.log_level)
+    return run_alert_store(settings)
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
@@ -190,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker = with_config(sub.add_parser("worker", help="run the Faust worker"))
     worker.set_defaults(func=_cmd_worker)
 
+    store = with_config(sub.add_parser(
+        "alert-store", help="feed the alert store from the alerts topic (no worker)"))
+    store.set_defaults(func=_cmd_alert_store)
+
     rep = with_config(sub.add_parser("replay", help="replay a JSONL file without Kafka"))
     rep.add_argument("events", help="JSONL file of {topic, key, value} records")
     rep.add_argument("--out", required=True, help="directory for the output files")
@@ -205,10 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     prod.add_argument("--rate", type=float, default=None, help="events per second (default: max)")
     prod.set_defaults(func=_cmd_produce)
 
-    bench = sub.add_parser("bench", help="measure throughput, latency, memory, scale-out")
+    bench = with_config(sub.add_parser(
+        "bench", help="measure throughput, latency, memory, scale-out, alert store pages"))
     bench.add_argument("--events", type=int, default=200_000,
                        help="simulator events to push through (default 200000)")
-    bench.add_argument("--only", default="ceiling,replay,e2e,latency,memory,scale",
+    bench.add_argument("--only", default="ceiling,replay,e2e,latency,memory,scale,alertstore",
                        help="comma-separated sections (default: all)")
     bench.add_argument("--seed", type=int, default=7, help="simulator seed")
     bench.add_argument("--entities", type=int, default=200_000,
@@ -216,7 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--keep", type=Path, default=None,
                        help="work directory to keep (logs, input) instead of a temporary one")
     bench.add_argument("--bootstrap", default=None,
-                       help="use this running broker instead of starting one on free ports")
+                       help="use this running broker instead of starting one on free ports "
+                            "(with the kafka.* security settings of --config)")
+    bench.add_argument("--alerts", type=int, default=1_000_000,
+                       help="alerts the alertstore section fills the store with")
+    bench.add_argument("--store-url", default=None,
+                       help="alertstore on this PostgreSQL too (password: PGPASSWORD); "
+                            "default: a server of its own when PostgreSQL is installed")
     bench.add_argument("--rate", type=float, default=None,
                        help="events/s the latency section offers (default: half the e2e "
                             "throughput, measured first)")

@@ -46,7 +46,7 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from monitor.config import Settings, load_settings
+from monitor.config import KafkaSettings, Settings, load_settings
 from monitor.contract.events import INPUT_KINDS, parse
 from monitor.processing.engine import Engine
 from monitor.tools.replay import replay
@@ -54,13 +54,19 @@ from monitor.tools.simulator.generate import simulate
 from monitor.tools.simulator.log import write_jsonl
 from monitor.tools.simulator.params import SimParams
 from monitor.tools.statesize import measure
+from streams.connection import client_options
 from streams.devtools.broker import LocalBroker, free_port
 from streams.devtools.processes import WorkerProcess, cpu_seconds, wait_for
 from streams.devtools.produce import produce_file
+from streams.devtools.storebench import store_figures
 from streams.pipeline.outputs import Outputs, settle
 from streams.topics import physical_names
 
-SECTIONS = ("ceiling", "replay", "e2e", "latency", "memory", "scale")
+SECTIONS = ("ceiling", "replay", "e2e", "latency", "memory", "scale", "alertstore")
+SECURITY_KEYS = ("security_protocol", "sasl_mechanism", "sasl_username", "sasl_password_env",
+                 "ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_key_password_env",
+                 "ssl_check_hostname")
+"""The ``kafka.*`` settings a ``--bootstrap`` broker is reached with (from ``--config``)."""
 #: The latency section's producer sends what is due every this many seconds (as a client
 #: lingering 5 ms would), in one request of producer batches built without a send per
 #: record (:class:`streams.pipeline.outputs.Outputs`). Each event's clock starts at the time it was
@@ -79,9 +85,20 @@ class Bench:
     """One benchmark run: a broker, a work directory, an input file."""
 
     def __init__(self, workdir: Path, bootstrap: str, events: Path, count: int,
-                 broker_pid: int | None = None) -> None:
+                 broker_pid: int | None = None, security: KafkaSettings | None = None,
+                 ) -> None:
         self.workdir, self.bootstrap, self.events, self.count = workdir, bootstrap, events, count
         self.broker_pid = broker_pid  # the broker's CPU is measured when it is our own
+        # A broker of the caller's (--bootstrap) is reached with the kafka.* security
+        # settings of --config, by the bench's own clients and the workers it starts.
+        base = security if security is not None else KafkaSettings()
+        self.kafka = base.model_copy(update={"bootstrap_servers": bootstrap})
+        self.security = {key: value for key, value in base.model_dump(mode="json").items()
+                         if key in SECURITY_KEYS}
+
+    def options(self) -> dict[str, Any]:
+        """Bootstrap servers and security for one of the bench's own Kafka clients."""
+        return client_options(self.kafka)
 
     def broker_cpu(self) -> float:
         return cpu_seconds(self.broker_pid) if self.broker_pid is not None else 0.0
@@ -89,7 +106,8 @@ class Bench:
     def config(self, name: str, partitions: int = 4) -> tuple[Path, Settings]:
         tag = f"{name}-{uuid.uuid4().hex[:6]}"
         data = {
-            "kafka": {"bootstrap_servers": self.bootstrap, "topic_prefix": f"bench-{tag}.",
+            "kafka": {**self.security, "bootstrap_servers": self.bootstrap,
+                      "topic_prefix": f"bench-{tag}.",
                       "app_id": f"bench-{tag}", "partitions": partitions},
             "processing": {"state_dir": str(self.workdir / tag / "state")},
             "web": {"port": free_port()},
@@ -101,7 +119,7 @@ class Bench:
 
     async def preload(self, settings: Settings, path: Path | None = None) -> float:
         """Create the topics (decisions stamped by the broker) and load the input."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin = AIOKafkaAdminClient(**self.options())
         await admin.start()
         try:
             stamped = {"message.timestamp.type": "LogAppendTime"}
@@ -131,7 +149,7 @@ class Bench:
         count, first and last append times, and decisions per event id. ``since`` (unix
         seconds): count only the decisions appended from then on, and start there."""
         topic = settings.kafka.topic("decisions")
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=self.bootstrap,
+        consumer = AIOKafkaConsumer(topic, **self.options(),
                                     auto_offset_reset="earliest", group_id=None,
                                     enable_auto_commit=False, fetch_max_bytes=16 << 20)
         await consumer.start()
@@ -161,7 +179,7 @@ class Bench:
     async def ceiling(self, settings: Settings) -> dict[str, float]:
         """Bare aiokafka: read the pre-loaded inputs and validate every event."""
         kinds = {settings.kafka.topic(kind): kind for kind in INPUT_KINDS}
-        consumer = AIOKafkaConsumer(*kinds, bootstrap_servers=self.bootstrap,
+        consumer = AIOKafkaConsumer(*kinds, **self.options(),
                                     auto_offset_reset="earliest", group_id=None,
                                     enable_auto_commit=False, fetch_max_bytes=16 << 20)
         await consumer.start()
@@ -222,7 +240,7 @@ class Bench:
             gc.collect()
             gc.freeze()
             await self.ready(worker)
-            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all",
+            producer = AIOKafkaProducer(**self.options(), acks="all",
                                         linger_ms=0)
             await producer.start()
             outputs = Outputs(producer)
@@ -284,7 +302,7 @@ class Bench:
     async def _latencies(self, settings: Settings, sent_at: dict[bytes, float],
                          ) -> dict[bytes, float]:
         topic = settings.kafka.topic("decisions")
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=self.bootstrap,
+        consumer = AIOKafkaConsumer(topic, **self.options(),
                                     auto_offset_reset="earliest", group_id=None,
                                     enable_auto_commit=False)
         await consumer.start()
@@ -416,7 +434,8 @@ def fresh_ids_figures(ids: int) -> dict[str, float]:
 
 def run(events: int, only: set[str], seed: int = 7, entities: int = 200_000,
         keep: Path | None = None, bootstrap: str | None = None,
-        rate: float | None = None) -> dict[str, Any]:
+        rate: float | None = None, security: KafkaSettings | None = None,
+        alerts: int = 1_000_000, store_url: str | None = None) -> dict[str, Any]:
     """Run the selected sections on a broker of its own (or ``bootstrap``'s). ``rate``:
     the latency section's offered events/s (default: half the e2e throughput, measured
     first)."""
@@ -425,13 +444,18 @@ def run(events: int, only: set[str], seed: int = 7, entities: int = 200_000,
         workdir = keep or Path(folder)
         workdir.mkdir(parents=True, exist_ok=True)
         path = workdir / "events.jsonl"
-        results["events"] = count = _input(path, events, seed)
+        count = 0
+        if only - {"alertstore"}:
+            results["events"] = count = _input(path, events, seed)
         if "replay" in only:
             results["replay"] = _replay(path, workdir / "replay")
-        if only - {"replay"} and bootstrap is not None:
-            asyncio.run(_kafka_sections(Bench(workdir, bootstrap, path, count), only, results,
-                                        rate))
-        elif only - {"replay"}:
+        if "alertstore" in only:
+            results.update(store_figures(workdir / "alertstore", alerts, store_url))
+        kafka_sections = only - {"replay", "alertstore"}
+        if kafka_sections and bootstrap is not None:
+            asyncio.run(_kafka_sections(Bench(workdir, bootstrap, path, count,
+                                              security=security), only, results, rate))
+        elif kafka_sections:
             # Kafka's default wait for a new group's members: workers started together
             # (scale) share the first assignment instead of one consuming alone at first.
             broker = LocalBroker(workdir / "kafka", port=free_port(),
@@ -472,14 +496,17 @@ def table(results: dict[str, Any]) -> str:
 
 
 def main(events: int, only: set[str], seed: int, entities: int, keep: Path | None,
-         bootstrap: str | None = None, rate: float | None = None) -> int:
+         bootstrap: str | None = None, rate: float | None = None,
+         security: KafkaSettings | None = None, alerts: int = 1_000_000,
+         store_url: str | None = None) -> int:
     unknown = only - set(SECTIONS)
     if unknown:
         print(f"fraudmon bench: unknown sections {sorted(unknown)}; "
               f"choose from {', '.join(SECTIONS)}", file=sys.stderr)
         return 2
     with contextlib.suppress(KeyboardInterrupt):
-        results = run(events, only, seed, entities, keep, bootstrap, rate)
+        results = run(events, only, seed, entities, keep, bootstrap, rate, security, alerts,
+                      store_url)
         print(table(results))
         print(orjson.dumps(results).decode())
         return 0

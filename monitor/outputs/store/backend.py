@@ -84,6 +84,11 @@ class Backend(ABC):
         """Where the store is, for logs (never a password)."""
         return self.name
 
+    def maintain(self, conn: Connection) -> None:
+        """Refresh the planner's statistics (after retention, after a bulk fill): with
+        stale ones PostgreSQL sorted a filter's whole range instead of reading its index
+        backwards (22 ms instead of 0.2 ms on 100,000 alerts)."""
+
     def _sql(self, text: str) -> str:
         return text.replace("?", self.placeholder) if self.placeholder != "?" else text
 

@@ -62,6 +62,14 @@ class PostgresBackend(Backend):
         conn = psycopg.connect(self.url, **extra)
         return cast(Connection, conn)
 
+    def maintain(self, conn: Connection) -> None:
+        cur = conn.cursor()
+        try:
+            cur.execute("ANALYZE fraudmon_alerts")
+            conn.commit()
+        finally:
+            cur.close()
+
     def create_schema(self, conn: Connection) -> None:
         cur = conn.cursor()
         try:

@@ -98,6 +98,10 @@ class AlertStore:
     async def query(self, query: AlertQuery) -> Page:
         return await self._run(False, lambda conn: self.backend.query(conn, query))
 
+    async def maintain(self) -> None:
+        """Refresh the planner's statistics (the writer thread)."""
+        await self._run(True, self.backend.maintain)
+
     async def count(self) -> int:
         return await self._run(False, self.backend.count)
 

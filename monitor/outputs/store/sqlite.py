@@ -66,6 +66,14 @@ class SqliteBackend(Backend):
         finally:
             timed.deadline = 0.0
 
+    def maintain(self, conn: Connection) -> None:
+        cur = conn.cursor()
+        try:
+            cur.execute("PRAGMA optimize")
+            conn.commit()
+        finally:
+            cur.close()
+
     def create_schema(self, conn: Connection) -> None:
         cur = conn.cursor()
         try:
