@@ -84,6 +84,7 @@ class Backend(ABC):
         """Where the store is, for logs (never a password)."""
         return self.name
 
+    @abstractmethod
     def maintain(self, conn: Connection) -> None:
         """Refresh the planner's statistics (after retention, after a bulk fill): with
         stale ones PostgreSQL sorted a filter's whole range instead of reading its index
