@@ -7,7 +7,8 @@ year, a 400-byte record each) through the store's own write path (the feeder's b
 with their offsets), then runs each typical query ``REPEATS`` times through the store's
 async face (a thread hop included, as ``GET /alerts`` does) and reports p50 and p99 in
 milliseconds. Statistics are refreshed after the fill, as the store's retention pass
-does. SQLite always; PostgreSQL on ``--store-url``, or on a server of its own when Debian's ``postgresql`` is installed (:mod:`streams.devtools.postgres`, run with
+does. SQLite always; PostgreSQL on ``--store-url``, or on a server of its own when
+Debian's ``postgresql`` is installed (:mod:`streams.devtools.postgres`, run with
 ``fsync=off``: fill figures there are not a production server's).
 """
 
