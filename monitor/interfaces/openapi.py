@@ -8,6 +8,7 @@ from typing import Any
 
 from monitor.contract.events import ENTITY_TYPES
 from monitor.contract.vocabulary import LOOKUP_TYPES, PATTERNS, SEVERITIES
+from monitor.interfaces.roles import required_role
 
 _JSON = "application/json"
 
@@ -28,6 +29,11 @@ def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any
 
 
 _UNAUTHORIZED = {"$ref": "#/components/responses/Unauthorized"}
+_FORBIDDEN = {"$ref": "#/components/responses/Forbidden"}
+_UNAVAILABLE = {"$ref": "#/components/responses/Unavailable"}
+_ANSWERED_BY = {"X-Fraudmon-Answered-By": {
+    "description": "The advertised API address of the worker that answered.",
+    "schema": {"type": "string", "format": "uri"}}}
 _TIME = {"type": "string", "format": "date-time"}
 
 _SCHEMAS: dict[str, Any] = {
@@ -52,8 +58,13 @@ _SCHEMAS: dict[str, Any] = {
                   "created_at": _TIME}},
     "AlertPage": {"type": "object", "required": ["alerts", "next_cursor"], "properties": {
         "alerts": {"type": "array", "items": _ref("Alert")},
-        "next_cursor": {"type": ["integer", "null"],
-                        "description": "Pass as `cursor` for the next (older) page."}}},
+        "next_cursor": {"type": ["string", "null"],
+                        "description": "Pass as `cursor` for the next (older) page, to any "
+                                       "worker of the deployment; null on the last page."}}},
+    "Principal": {"type": "object", "required": ["name", "role"], "properties": {
+        "name": {"type": "string", "description": "The token's name (`name:token` in its "
+                                                  "variable, else `<role>-<n>`)."},
+        "role": {"type": "string", "enum": ["analyst", "admin"]}}},
     "Entity": {"type": "object", "properties": {
         "entity": {"type": "string"}, "entity_type": {"type": "string"},
         "shard": {"type": "integer"},
@@ -66,12 +77,15 @@ _SCHEMAS: dict[str, Any] = {
         "alerted_at": {"type": "object", "additionalProperties": {"type": "number"}},
         "labels": {"type": "object", "additionalProperties": {"type": "boolean"}},
         "recent_events": {"type": "array", "items": {"type": "string"}},
-        "model_version": {"type": "string"}}},
+        "model_version": {"type": "string"},
+        "answered_by": {"type": "string", "format": "uri",
+                        "description": "The worker that owns the entity's shard."}}},
     "NotHere": {"type": "object", "required": ["error", "shard", "owned"], "properties": {
         "error": {"type": "string"},
         "shard": {"type": "integer", "description": "The shard that owns the entity."},
         "owned": {"type": "boolean",
-                  "description": "Whether this worker owns that shard right now."}}},
+                  "description": "Whether the answering worker owns that shard right now."},
+        "answered_by": {"type": "string", "format": "uri"}}},
     "Label": {"description": "An analyst's disposition (see docs/events.md, `labels`).",
               "oneOf": [
                   {"type": "object", "title": "Entity label",
@@ -96,13 +110,27 @@ _SCHEMAS: dict[str, Any] = {
 
 
 def document(page_size: int = 50, max_page_size: int = 500) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the worker's API."""
+    """The OpenAPI 3.1 document of the worker's API; each operation's
+    ``x-fraudmon-role`` comes from the one route table (:mod:`monitor.interfaces.roles`)."""
+    made = _document(page_size, max_page_size)
+    for route, operations in made["paths"].items():
+        for method, operation in operations.items():
+            role = required_role(method.upper(), route)
+            if role is not None:
+                operation["x-fraudmon-role"] = role
+    return made
+
+
+def _document(page_size: int, max_page_size: int) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
-        "info": {"title": "fraud-monitor worker API", "version": "1",
-                 "description": "Recent alerts, entity state and analyst labels of one "
-                                "worker. Every path but /healthz, /readyz and /metrics "
-                                "needs `Authorization: Bearer <token>`."},
+        "info": {"title": "fraud-monitor worker API", "version": "2",
+                 "description": "The deployment's alerts, entity state and analyst labels, "
+                                "from any worker. Every path but /healthz, /readyz and "
+                                "/metrics needs `Authorization: Bearer <token>`; "
+                                "`x-fraudmon-role` says which role (analyst or admin: an "
+                                "admin may do all an analyst may). A missing or unknown "
+                                "token is 401, a token without the role 403."},
         "security": [{"bearer": []}],
         "paths": {
             "/healthz": {"get": {"summary": "Alive", "security": [],
@@ -116,8 +144,16 @@ def document(page_size: int = 50, max_page_size: int = 500) -> dict[str, Any]:
             "/openapi.json": {"get": {"summary": "This document", "responses": {
                 "200": _answer("OpenAPI 3.1.", {"type": "object"}),
                 "401": _UNAUTHORIZED}}},
+            "/whoami": {"get": {"summary": "The caller's token name and role", "responses": {
+                "200": _answer("Who the token belongs to.", _ref("Principal")),
+                "401": _UNAUTHORIZED}}},
+            "/settings": {"get": {
+                "summary": "The worker's effective settings (variable names, never secrets)",
+                "responses": {"200": _answer("Settings as JSON.", {"type": "object"}),
+                              "401": _UNAUTHORIZED, "403": _FORBIDDEN}}},
             "/alerts": {"get": {
-                "summary": "Recent alerts this worker emitted, newest first",
+                "summary": "Alerts of the whole deployment (the alert store), newest first "
+                           "by event time",
                 "parameters": [
                     _query("pattern", "Only this pattern.",
                            {"type": "string", "enum": list(PATTERNS)}),
@@ -132,11 +168,12 @@ def document(page_size: int = 50, max_page_size: int = 500) -> dict[str, Any]:
                     _query("limit", "Page size.", {"type": "integer", "minimum": 1,
                                                    "maximum": max_page_size,
                                                    "default": page_size}),
-                    _query("cursor", "`next_cursor` of the previous page.",
-                           {"type": "integer", "minimum": 1})],
+                    _query("cursor", "`next_cursor` of the previous page (opaque).",
+                           {"type": "string", "maxLength": 200})],
                 "responses": {"200": _answer("One page.", _ref("AlertPage")),
-                              "400": _answer("A bad filter.", _ref("Error")),
-                              "401": _UNAUTHORIZED}}},
+                              "400": _answer("A bad filter or cursor.", _ref("Error")),
+                              "401": _UNAUTHORIZED,
+                              "503": _UNAVAILABLE}}},
             "/entities/{entity}": {"get": {
                 "summary": "Current features, scores and reasons of an entity",
                 "parameters": [
@@ -145,11 +182,19 @@ def document(page_size: int = 50, max_page_size: int = 500) -> dict[str, Any]:
                     _query("entity_type", "Without it: " + ", ".join(LOOKUP_TYPES)
                            + ", first found.",
                            {"type": "string", "enum": sorted(ENTITY_TYPES)})],
-                "responses": {"200": _answer("The entity.", _ref("Entity")),
+                "description": "Answered by the worker that owns the entity's shard: asked "
+                               "on another, the lookup is sent on to the owner (one hop, "
+                               "with the caller's token).",
+                "responses": {"200": {**_answer("The entity.", _ref("Entity")),
+                                      "headers": _ANSWERED_BY},
                               "400": _answer("A bad entity type.", _ref("Error")),
                               "401": _UNAUTHORIZED,
-                              "404": _answer("Not in the state of this worker.",
-                                             _ref("NotHere"))}}},
+                              "404": {**_answer("Not in the state of its owner.",
+                                                _ref("NotHere")), "headers": _ANSWERED_BY},
+                              "502": _answer("The owner could not be reached.", _ref("Error")),
+                              "503": _UNAVAILABLE,
+                              "504": _answer("The owner did not answer in time.",
+                                             _ref("Error"))}}},
             "/labels": {"post": {
                 "summary": "Send an analyst's label to the labels topic (the models learn it)",
                 "requestBody": {"required": True, "content": {_JSON: {"schema": _ref("Label")}}},
@@ -160,7 +205,14 @@ def document(page_size: int = 50, max_page_size: int = 500) -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "responses": {"Unauthorized": _answer("Missing or wrong token.", _ref("Error"))},
+            "responses": {
+                "Unauthorized": _answer("Missing or unknown token.", _ref("Error")),
+                "Forbidden": _answer("The token's role may not do this (the one-line reason "
+                                     "names the role needed).", _ref("Error")),
+                "Unavailable": {**_answer("The group is rebalancing, a shard is being "
+                                          "restored, or the alert store is unavailable: ask "
+                                          "again after Retry-After seconds.", _ref("Error")),
+                                "headers": {"Retry-After": {"schema": {"type": "integer"}}}}},
             "schemas": _SCHEMAS,
         },
     }

@@ -103,4 +103,10 @@ def test_the_committed_openapi_document_is_current() -> None:
     committed = json.loads((ROOT / "docs" / "openapi.json").read_text())
     assert committed == document(), "run `fraudmon openapi --out docs/openapi.json`"
     assert set(committed["paths"]) == {"/healthz", "/readyz", "/metrics", "/openapi.json",
-                                       "/alerts", "/entities/{entity}", "/labels"}
+                                       "/alerts", "/entities/{entity}", "/labels", "/whoami",
+                                       "/settings"}
+    roles = {(method.upper(), path): operation.get("x-fraudmon-role")
+             for path, operations in committed["paths"].items()
+             for method, operation in operations.items()}
+    assert roles[("GET", "/settings")] == "admin" and roles[("GET", "/alerts")] == "analyst"
+    assert roles[("GET", "/metrics")] is None
