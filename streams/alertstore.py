@@ -188,7 +188,7 @@ class StoreFeeder:
                 offsets[tp.partition] = message.offset + 1
         try:
             added = await self.store.write(alerts, offsets, self.name, self.topic)
-        except StoreUnavailable:
+        except Exception:
             for tp, first in firsts.items():  # read again once the database is back
                 if tp in self.consumer.assignment():
                     self.consumer.seek(tp, first)
