@@ -50,7 +50,7 @@ def test_no_bytes_crash_the_decoders(data: bytes) -> None:
 
 def test_the_leader_puts_every_routed_partitions_owner_in_every_assignment() -> None:
     cluster = ClusterMetadata()
-    cluster._partitions = {"routed": {p: None for p in range(4)},  # noqa: SLF001
+    cluster._partitions = {"routed": {p: None for p in range(4)},
                            "payments": {p: None for p in range(4)}}
     leader = AdvertisingAssignor("http://a:1", "routed")
     members = {"m-a": leader.metadata(["routed", "payments"]),
