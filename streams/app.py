@@ -182,6 +182,7 @@ def _register_store(app: faust.App, settings: Settings, metrics: Metrics, store:
         await forwarder.start()
         if feeder is not None:
             await feeder.start()
+        await retention.run_once()  # and the store's size in the metrics from the start
 
     async def prune() -> None:
         await retention.run_once()
