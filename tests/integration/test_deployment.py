@@ -10,6 +10,7 @@ import asyncio
 import os
 import signal
 import sqlite3
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -148,9 +149,9 @@ async def garbage_and_repeats(worker: Worker, repeat: dict[str, Any]) -> None:
 
 async def test_two_workers_one_store_lookups_anywhere_and_roles(
         tmp_path: Path, bootstrap: str) -> None:
-    # A stopped worker holds the group's rebalance until its session expires: 30 s is
+    # A stopped worker holds the group's rebalance until its session expires: 60 s is
     # the window in which the joining worker must answer 503 (it does in seconds).
-    a, b = deployment(tmp_path, bootstrap, session_timeout_seconds=30)
+    a, b = deployment(tmp_path, bootstrap, session_timeout_seconds=60)
     try:
         await asyncio.to_thread(started, a, b)
         # Structuring on accounts of every shard: each worker raises alerts of its own.
@@ -204,8 +205,11 @@ async def test_two_workers_one_store_lookups_anywhere_and_roles(
         os.killpg(a.proc.pid, signal.SIGSTOP)
         try:
             b.start()
+            deadline = time.monotonic() + 60
             answer = None
             while answer is None:
+                assert b.proc is not None and b.proc.poll() is None, b.tail()
+                assert time.monotonic() < deadline, "B's API never answered"
                 answer = await asyncio.to_thread(entity_status, b)
             status, headers, body = answer
             assert status == 503, answer
