@@ -85,9 +85,11 @@ def install(app: faust.App, tokens: TokenTable, metrics: Metrics) -> None:
     async def roles(request: aiohttp.web.Request, handler: Handler,
                     ) -> aiohttp.web.StreamResponse:
         route = route_of(request)
-        # No route matched (a 404 or 405 follows): any valid token may learn that.
-        matched = request.match_info.route.resource is not None
-        needed = required_role(request.method, route) if matched else "analyst"
+        # No route matched: the 404 (or 405) follows, to anybody; it says nothing more
+        # than a port scan would.
+        if request.match_info.route.resource is None:
+            return await handler(request)
+        needed = required_role(request.method, route)
         if needed is None:
             return await handler(request)
         principal = tokens.authenticate(request.headers.get("Authorization"))

@@ -81,7 +81,7 @@ def check_roles(worker: Worker) -> None:
     assert ADMIN not in orjson.dumps(effective).decode()
     assert http_json(base(worker) + "/healthz")[0] == 200
     assert status_of(worker, "/nowhere", ANALYST) == 404
-    assert status_of(worker, "/nowhere", None) == 401
+    assert status_of(worker, "/nowhere", None) == 404
     denied = worker.metrics()
     assert denied['fraudmon_api_denied_total{status="403"}'] >= 2
     assert denied['fraudmon_api_denied_total{status="401"}'] >= 12
