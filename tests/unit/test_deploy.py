@@ -1,5 +1,6 @@
 """The deployment files: Prometheus rules pass their unit tests, configs pass their own
-checkers, the dashboard and the manifests hold together, the OpenAPI file is current."""
+checkers, the dashboard holds together, the OpenAPI file is current (the Helm chart:
+test_helm_chart.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -63,40 +63,6 @@ def test_the_dashboard_panels_all_query_prometheus() -> None:
     provisioning = yaml.safe_load(
         (DEPLOY / "grafana" / "provisioning" / "dashboards" / "fraudmon.yml").read_text())
     assert provisioning["providers"][0]["type"] == "file"
-
-
-def manifests() -> dict[str, dict[str, Any]]:
-    return {path.name: yaml.safe_load(path.read_text())
-            for path in (DEPLOY / "k8s").glob("*.yaml")}
-
-
-def test_kubernetes_worker_probes_scraping_and_secrets() -> None:
-    files = manifests()
-    kustomization = files["kustomization.yaml"]
-    assert "secret.example.yaml" not in kustomization["resources"]
-    assert set(kustomization["resources"]) <= set(files)
-    pod = files["deployment.yaml"]["spec"]["template"]
-    annotations = pod["metadata"]["annotations"]
-    assert annotations["prometheus.io/scrape"] == "true"
-    assert annotations["prometheus.io/path"] == "/metrics"
-    container = pod["spec"]["containers"][0]
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    port = {p["name"]: p["containerPort"] for p in container["ports"]}["http"]
-    assert annotations["prometheus.io/port"] == str(port)
-    assert container["envFrom"] == [{"secretRef": {"name": "fraudmon-secrets"}}]
-    # The settings in the ConfigMap are valid, bind where probes can reach them, and name
-    # every secret by the environment variable the Secret provides.
-    from monitor.config import load_settings
-
-    config = files["configmap.yaml"]["data"]["config.yaml"]
-    assert "whsec_" not in config
-    settings = load_settings(None, **yaml.safe_load(config))
-    assert settings.web.host == "0.0.0.0"  # noqa: S104 - the pod must answer its probes
-    assert settings.web.port == port
-    secret_keys = set(files["secret.example.yaml"]["stringData"])
-    needed = {settings.api.token_env} | {r.secret_env for r in settings.webhooks.receivers}
-    assert needed == secret_keys
 
 
 def test_the_committed_openapi_document_is_current() -> None:
