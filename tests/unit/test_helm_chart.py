@@ -83,6 +83,20 @@ def settings_of(rendered: list[dict[str, Any]], tmp_path: Path) -> tuple[Setting
     return load_settings(path), pending
 
 
+def env_names(node: Any) -> Iterator[str]:
+    """The values of every ``*_env`` key in a settings tree: the variables it names (keys
+    left at their defaults are not in the rendered file, and need no variable)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key.endswith("_env") and isinstance(value, str):
+                yield value
+            else:
+                yield from env_names(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from env_names(item)
+
+
 @pytest.mark.parametrize("values", [[], [PRODUCTION]], ids=["default", "production"])
 def test_helm_lint_passes_strict(values: list[Path]) -> None:
     done = helm("lint", "--strict", str(CHART), *[a for p in values for a in ("-f", str(p))])
@@ -142,15 +156,8 @@ def test_the_settings_file_loads_and_names_every_secret_by_reference(
               if "valueFrom" in e}
     assert all("value" not in env[name] for name in by_ref)
     assert set(env) - set(by_ref) <= {"PGSSLROOTCERT"}
-    named = {value for section in (settings.kafka, settings.api)
-             for field, value in section.model_dump().items()
-             if field.endswith("_env") and value}
-    named |= {r.secret_env for r in settings.webhooks.receivers}
-    named |= {v for k, v in pending.items() if k.endswith("_env")}
-    if getattr(settings, "store", None) is not None:
-        named |= {settings.store.password_env} - {None}  # type: ignore[attr-defined]
-    if "FRAUDMON_API_TOKEN" not in by_ref:  # api.token_env has a default: unset means 401
-        named.discard(settings.api.token_env)
+    raw = yaml.safe_load(only(docs, "ConfigMap", "-config")["data"]["config.yaml"])
+    named = set(env_names(raw))
     assert named == set(by_ref)
     # Files the settings name come from the projected Secret volume.
     files = {item["path"] for source in next(
@@ -320,6 +327,9 @@ def test_persistence_is_a_claim_per_pod_or_an_empty_dir(rendered: dict[str, str]
     (["store.url=postgresql://fraudmon:hunter2@db/fraudmon"], "store.url carries a password"),
     (["store.passwordSecret.name=pg"], "set store.url too"),
     (["kafka.sasl.mechansim=PLAIN"], "additional properties 'mechansim' not allowed"),
+    # A secret's value has no place among the values: only {name, key} references.
+    (["kafka.sasl.password=hunter2"], "additional properties 'password' not allowed"),
+    (["api.adminTokensSecret.value=hunter2"], "additional properties 'value' not allowed"),
     (["kafka.securityProtocol=TLS"], "value must be one of"),
     (["webhooks.receivers[0].name=Risk Team", "webhooks.receivers[0].url=https://r.example",
       "webhooks.receivers[0].secret.name=hooks", "webhooks.receivers[0].secret.key=k"],
