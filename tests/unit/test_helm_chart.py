@@ -42,15 +42,6 @@ MUTUAL_TLS = ["kafka.securityProtocol=SASL_SSL", "kafka.sasl.mechanism=SCRAM-SHA
 CASES: dict[str, tuple[list[Path], list[str]]] = {
     "default": ([], []), "production": ([PRODUCTION], []), "mutual-tls": ([], MUTUAL_TLS)}
 
-# Settings that the alert store and roles (issue 16 items 2-4, branch wip/store) add to
-# monitor/config.py; the chart renders them already. Until that branch lands (Settings has a
-# `store` section) the test checks these keys' rendered values exactly and loads the rest;
-# from then on nothing is held back and every key is validated by the worker's loader.
-STORE_LANDED = "store" in Settings.model_fields
-PENDING = {("store", "url"), ("store", "password_env"),
-           ("api", "analyst_tokens_env"), ("api", "admin_tokens_env")}
-
-
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, str]:
     return {name: template(values, sets) for name, (values, sets) in CASES.items()}
@@ -67,20 +58,12 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-def settings_of(rendered: list[dict[str, Any]], tmp_path: Path) -> tuple[Settings, dict[str, Any]]:
-    """The rendered settings file loaded by the worker's own loader, and the pending keys
-    (PENDING) this checkout's Settings does not know yet, with their values."""
+def settings_of(rendered: list[dict[str, Any]], tmp_path: Path) -> Settings:
+    """The rendered settings file, loaded by the worker's own loader."""
     text = only(rendered, "ConfigMap", "-config")["data"]["config.yaml"]
-    data = yaml.safe_load(text)
-    pending: dict[str, Any] = {}
-    for section, key in sorted(PENDING):
-        if not STORE_LANDED and key in data.get(section, {}):
-            pending[f"{section}.{key}"] = data[section].pop(key)
-            if not data[section]:
-                del data[section]
     path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return load_settings(path), pending
+    path.write_text(text)
+    return load_settings(path)
 
 
 def env_names(node: Any) -> Iterator[str]:
@@ -137,7 +120,7 @@ def test_kubecheck_refuses_broken_manifests(
 def test_the_settings_file_loads_and_names_every_secret_by_reference(
         rendered: dict[str, str], case: str, tmp_path: Path) -> None:
     docs = objects(rendered[case])
-    settings, pending = settings_of(docs, tmp_path)
+    settings = settings_of(docs, tmp_path)
     container = worker(docs)
     pod = only(docs, "StatefulSet")["spec"]["template"]["spec"]
     # The worker answers its probes and the Service on the pod's port, and keeps its
@@ -153,9 +136,13 @@ def test_the_settings_file_loads_and_names_every_secret_by_reference(
     assert "Secret" not in kinds(docs)
     env = {e["name"]: e for e in container.get("env", [])}
     by_ref = {name: e["valueFrom"]["secretKeyRef"] for name, e in env.items()
-              if "valueFrom" in e}
+              if "secretKeyRef" in e.get("valueFrom", {})}
     assert all("value" not in env[name] for name in by_ref)
-    assert set(env) - set(by_ref) <= {"PGSSLROOTCERT"}
+    assert set(env) - set(by_ref) <= {"PGSSLROOTCERT", "POD_IP", "FRAUDMON_WEB__ADVERTISED_URL"}
+    # Each worker advertises its pod address for forwarded entity lookups.
+    assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert env["FRAUDMON_WEB__ADVERTISED_URL"]["value"] == \
+        f"http://$(POD_IP):{settings.web.port}"
     raw = yaml.safe_load(only(docs, "ConfigMap", "-config")["data"]["config.yaml"])
     named = set(env_names(raw))
     assert named == set(by_ref)
@@ -168,18 +155,18 @@ def test_the_settings_file_loads_and_names_every_secret_by_reference(
         if path is not None:
             assert str(path.parent) == mounts["tls"] and path.name in files
     if case == "default":
-        assert settings.kafka.security_protocol == "PLAINTEXT" and not by_ref and not pending
+        assert settings.kafka.security_protocol == "PLAINTEXT" and not by_ref
     if case == "mutual-tls":
         assert settings.kafka.ssl_certfile is not None and settings.kafka.ssl_keyfile
         assert settings.kafka.ssl_key_password_env == "FRAUDMON_KAFKA_KEY_PASSWORD"
         assert by_ref["FRAUDMON_KAFKA_KEY_PASSWORD"] == {"name": "kafka-key", "key": "password"}
         assert settings.kafka.ssl_check_hostname is False
     if case == "production":
-        production_settings(settings, pending, by_ref, env)
+        production_settings(settings, by_ref, env)
 
 
-def production_settings(settings: Settings, pending: dict[str, Any],
-                        by_ref: dict[str, Any], env: dict[str, Any]) -> None:
+def production_settings(settings: Settings, by_ref: dict[str, Any],
+                        env: dict[str, Any]) -> None:
     values = yaml.safe_load(PRODUCTION.read_text())
     kafka = settings.kafka
     assert (kafka.security_protocol, kafka.sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-512")
@@ -196,15 +183,11 @@ def production_settings(settings: Settings, pending: dict[str, Any],
         # The variable's name is documented (README): FRAUDMON_WEBHOOK_SECRET_<NAME>.
         assert receiver.secret_env == "FRAUDMON_WEBHOOK_SECRET_" + given["name"].upper(
             ).replace("-", "_")
-    store = getattr(settings, "store", None)
-    url = pending.get("store.url", getattr(store, "url", None))
-    assert url == values["store"]["url"]
-    password_env = pending.get("store.password_env", getattr(store, "password_env", None))
-    assert by_ref[str(password_env)] == values["store"]["passwordSecret"]
+    assert settings.store.url == values["store"]["url"]
+    assert by_ref[str(settings.store.password_env)] == values["store"]["passwordSecret"]
     assert env["PGSSLROOTCERT"]["value"] == "/etc/fraudmon/tls/store-ca.pem"
     for role, value in (("analyst", "analystTokensSecret"), ("admin", "adminTokensSecret")):
-        name = pending.get(f"api.{role}_tokens_env",
-                           getattr(settings.api, f"{role}_tokens_env", None))
+        name = getattr(settings.api, f"{role}_tokens_env")
         assert by_ref[str(name)] == values["api"][value]
     assert by_ref[settings.api.metrics_token_env or ""] == values["api"]["metricsTokenSecret"]
     assert settings.kafka.partitions == 12 and settings.webhooks.allow_private_targets
