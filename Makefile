@@ -37,16 +37,19 @@ jars: venv
 
 # Prometheus (with promtool) and Alertmanager (with amtool) from Debian's packages, for
 # the rule unit tests and the integration tests with real peers; PostgreSQL for the alert
-# store's tests (the suite runs its own server: streams/devtools/postgres.py). Installed
-# only when a binary is missing; needs root or sudo.
+# store's tests (the suite runs its own server: streams/devtools/postgres.py); Chromium
+# (and a font it draws text with) for the console's browser test. Installed only when a
+# binary or the font is missing; needs root or sudo.
 apt-deps:
 	@missing=""; \
 	for pair in prometheus:prometheus promtool:prometheus \
-	            prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager; do \
+	            prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager \
+	            chromium:chromium; do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
 	done; \
 	command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
 	  || missing="$$missing postgresql"; \
+	test -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf || missing="$$missing fonts-dejavu-core"; \
 	missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
 	if [ -n "$${missing% }" ]; then \
 	  sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

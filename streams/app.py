@@ -36,6 +36,7 @@ from streams.state.shards import ShardManager
 from streams.topics import declare
 from streams.web import auth
 from streams.web.api import register_api
+from streams.web.console import register_console
 from streams.web.entities import Forwarder, register_entities
 from streams.web.health import register_views
 from streams.web.owners import AdvertisingAssignor, advertised_url
@@ -109,6 +110,7 @@ def create_app(settings: Settings) -> faust.App:
     register_views(app, manager, metrics, pipeline, settings.api.metrics_token_env)
     register_api(app, settings, store, metrics)
     register_entities(app, settings, manager, pipeline, assignor, forwarder)
+    register_console(app, settings, manager)
     auth.install(app, tokens, metrics)
     return app
 
