@@ -29,8 +29,8 @@ def chromium_path() -> str:
 
 @asynccontextmanager
 async def chromium(profile: Path) -> AsyncIterator[BrowserContext]:
-    """A headless Chromium at 1280x800 with a fresh profile in ``profile``."""
-    profile.mkdir(parents=True, exist_ok=True)
+    """A headless Chromium at 1280x800 with a fresh profile in ``profile`` (Chromium
+    makes the folder)."""
     async with async_playwright() as playwright:
         context = await playwright.chromium.launch_persistent_context(
             str(profile), executable_path=chromium_path(), headless=True, args=FLAGS,
