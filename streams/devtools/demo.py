@@ -160,6 +160,7 @@ def run_demo(base: Settings, workdir: Path, port: int = 9092, once: bool = False
             time.sleep(0.2)  # polling /readyz
         web = f"http://127.0.0.1:{settings.web.port}"
         print(f"worker ready: {web}/readyz  (log {workdir / 'worker.log'})\n"
+              f"  console:  {web}/ui  (sign in with the token {token})\n"
               f"  metrics:  {web}/metrics\n"
               f"  API:      curl -H 'Authorization: Bearer {token}' {web}/alerts\n"
               f"            (also /entities/<id>, POST /labels, /openapi.json)\n"

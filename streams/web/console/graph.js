@@ -79,7 +79,7 @@ export function groupEdges(graph) {
 function rings(count) {
   if (count <= 16) return [[370, 210]];
   if (count <= 60) return [[260, 150], [420, 240]];
-  return [[210, 120], [320, 185], [430, 245]];
+  return [[250, 150], [350, 203], [450, 255]];
 }
 
 // Positions of every node: {x, y, angle}. Pure: the same graph gives the same layout.
@@ -193,8 +193,11 @@ export function drawGraph(wrap, graph, options = {}) {
     }
   }
   const biggest = Math.max(1, ...groups.map((g) => g.amount || 0));
-  const radius = (id) => (id === me ? 20 : 6 + 8 * Math.sqrt((volume.get(id) || 0)
-                                                        / Math.max(1, ...volume.values())));
+  // Parties' circles grow with what moved through them; smaller when there are many.
+  const many = graph.nodes.length > 61 ? [4, 5] : graph.nodes.length > 17 ? [5, 7] : [6, 8];
+  const top = Math.max(1, ...[...volume.entries()].filter(([id]) => id !== me).map(([, v]) => v));
+  const radius = (id) => (id === me ? 20
+    : many[0] + many[1] * Math.sqrt(Math.min(1, (volume.get(id) || 0) / top)));
 
   // Edges: pairs with several groups bend apart.
   const pairs = new Map();
