@@ -8,6 +8,7 @@ from typing import Any
 
 from monitor.contract.events import ENTITY_TYPES
 from monitor.contract.vocabulary import LOOKUP_TYPES, PATTERNS, SEVERITIES
+from monitor.interfaces import openapi_cases
 from monitor.interfaces.roles import required_role
 
 _JSON = "application/json"
@@ -202,6 +203,7 @@ def _document(page_size: int, max_page_size: int) -> dict[str, Any]:
                               "400": _answer("Breaks the label contract.", _ref("Error")),
                               "401": _UNAUTHORIZED,
                               "413": _answer("Too large.", _ref("Error"))}}},
+            **openapi_cases.paths(page_size, max_page_size),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -213,6 +215,6 @@ def _document(page_size: int, max_page_size: int) -> dict[str, Any]:
                                           "restored, or the alert store is unavailable: ask "
                                           "again after Retry-After seconds.", _ref("Error")),
                                 "headers": {"Retry-After": {"schema": {"type": "integer"}}}}},
-            "schemas": _SCHEMAS,
+            "schemas": {**_SCHEMAS, **openapi_cases.SCHEMAS},
         },
     }

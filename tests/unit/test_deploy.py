@@ -70,7 +70,8 @@ def test_the_committed_openapi_document_is_current() -> None:
     assert committed == document(), "run `fraudmon openapi --out docs/openapi.json`"
     assert set(committed["paths"]) == {"/healthz", "/readyz", "/metrics", "/openapi.json",
                                        "/alerts", "/entities/{entity}", "/labels", "/whoami",
-                                       "/settings"}
+                                       "/settings", "/cases", "/cases/{alert_id}",
+                                       "/entities/{entity}/movements", "/ui"}
     roles = {(method.upper(), path): operation.get("x-fraudmon-role")
              for path, operations in committed["paths"].items()
              for method, operation in operations.items()}
