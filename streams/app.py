@@ -28,6 +28,7 @@ from monitor.runtime import gcpolicy
 from monitor.state.checkpoint import FileCheckpointStore
 from monitor.state.shard import model_version
 from streams.alertstore import Retention, StoreFeeder
+from streams.caselabels import SETTLE_INTERVAL_SECONDS, CaseLabels
 from streams.connection import faust_credentials
 from streams.lag import LagProbe
 from streams.pipeline.loop import Pipeline
@@ -36,6 +37,7 @@ from streams.state.shards import ShardManager
 from streams.topics import declare
 from streams.web import auth
 from streams.web.api import register_api
+from streams.web.cases import register_cases
 from streams.web.console import register_console
 from streams.web.entities import Forwarder, register_entities
 from streams.web.health import register_views
@@ -111,6 +113,7 @@ def create_app(settings: Settings) -> faust.App:
     register_api(app, settings, store, metrics)
     register_entities(app, settings, manager, pipeline, assignor, forwarder)
     register_console(app, settings, manager)
+    register_cases(app, settings, store, _case_labels(app, settings, store, metrics), metrics)
     auth.install(app, tokens, metrics)
     return app
 
@@ -198,3 +201,26 @@ def _register_store(app: faust.App, settings: Settings, metrics: Metrics, store:
     app.task(start_store)
     app.timer(settings.store.retention_interval_seconds, name="alert_store_retention")(prune)
     app.on_before_shutdown.connect(cast(Any, stop_store))
+
+
+def _case_labels(app: faust.App, settings: Settings, store: AlertStore,
+                 metrics: Metrics) -> CaseLabels:
+    """The writer of case decisions' labels and its settle pass (streams/caselabels.py):
+    started with the app, stopped before it."""
+    labels = CaseLabels(settings, store, metrics)
+
+    async def start_labels() -> None:
+        await labels.start()
+
+    async def settle() -> None:
+        if labels.producer is not None:
+            await labels.settle_pending()
+
+    async def stop_labels(sender: Any, **_: Any) -> None:
+        await labels.stop()
+
+    app.task(start_labels)
+    app.timer(SETTLE_INTERVAL_SECONDS, name="case_labels")(settle)
+    app.on_before_shutdown.connect(cast(Any, stop_labels))
+    return labels
+

@@ -20,11 +20,17 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
+
+from monitor.config import ApiSettings
+from monitor.contract.vocabulary import PATTERNS, SEVERITIES
+from monitor.interfaces.api import BadQuery, _choice, _cursor, _integer, parse_time
+from monitor.outputs.store.cases import CaseQuery
 
 STATUSES: Final = ("open", "investigating", "confirmed", "dismissed")
 TRANSITIONS: Final[dict[str, tuple[str, ...]]] = {
@@ -249,3 +255,28 @@ def view(alert_id: str, alert: dict[str, Any], state: CaseState, updated_at: str
     if history is not None:
         body["history"] = history
     return body
+
+
+def case_query(params: Mapping[str, str], settings: ApiSettings) -> CaseQuery:
+    """``GET /cases`` query parameters as a :class:`CaseQuery`; ``BadQuery`` if invalid."""
+    known = {"status", "pattern", "severity", "assignee", "since", "until", "limit", "cursor"}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise BadQuery(f"unknown parameter '{unknown[0]}'")
+    assignee = params.get("assignee")
+    if assignee is not None and not NAME.match(assignee):
+        raise BadQuery("'assignee' must be 1-64 letters, digits, '_', '.', '@' or '-'")
+    severity = _choice(params, "severity", SEVERITIES)
+    since, until = params.get("since"), params.get("until")
+    limit = _integer(params, "limit", settings.page_size, 1, settings.max_page_size)
+    return CaseQuery(
+        status=_choice(params, "status", STATUSES),
+        pattern=_choice(params, "pattern", PATTERNS),
+        severity=SEVERITIES.index(severity) if severity is not None else None,
+        assignee=assignee,
+        since_us=round(parse_time("since", since) * 1e6) if since is not None else None,
+        until_us=round(parse_time("until", until) * 1e6) if until is not None else None,
+        limit=limit if limit is not None else settings.page_size,
+        cursor=_cursor(params.get("cursor")),
+    )
+

@@ -33,8 +33,9 @@ Role = Literal["analyst", "admin"]
 ROLES: Final = ("analyst", "admin")
 _RANK: Final = {"analyst": 0, "admin": 1}
 
-OPEN_ROUTES: Final = frozenset({"/healthz", "/readyz", "/metrics"})
-"""Routes without an API token (``/metrics`` has its own, ``api.metrics_token_env``)."""
+OPEN_ROUTES: Final = frozenset({"/healthz", "/readyz", "/metrics", "/ui", "/ui/{name}"})
+"""Routes without an API token (``/metrics`` has its own, ``api.metrics_token_env``; the
+console's static files hold no data and sign in with a token)."""
 
 ROUTE_ROLES: Final[Mapping[tuple[str, str], Role]] = {
     ("GET", "/openapi.json"): "analyst",
@@ -42,6 +43,10 @@ ROUTE_ROLES: Final[Mapping[tuple[str, str], Role]] = {
     ("GET", "/alerts"): "analyst",
     ("GET", "/entities/{entity}"): "analyst",
     ("POST", "/labels"): "analyst",
+    ("GET", "/entities/{entity}/movements"): "analyst",
+    ("GET", "/cases"): "analyst",
+    ("GET", "/cases/{alert_id}"): "analyst",
+    ("POST", "/cases/{alert_id}"): "analyst",
     ("GET", "/settings"): "admin",
     ("PUT", "/rules"): "admin",
 }

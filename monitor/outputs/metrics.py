@@ -51,6 +51,9 @@ DELIVERY_RESULTS = ("delivered", "dead_lettered")
 DEAD_LETTER_REASONS = ("exhausted", "rejected", "receiver_disabled", "refused")
 STORE_SKIPS = ("too_large", "not_json", "not_an_alert")
 """Why the alert store skipped an alerts-topic record."""
+CASE_ACTIONS = ("investigating", "confirmed", "dismissed", "open", "assign", "note")
+"""A case change: the status it moved to, a hand-over or a note."""
+CASE_LABEL_OUTCOMES = ("written", "written_late", "found")
 FORWARD_OUTCOMES = ("answered", "rebalancing", "unreachable", "timeout")
 """What became of an entity lookup this worker sent on to the shard's owner."""
 QUALITY_FIGURES = (("roc_auc", "ROC AUC of pattern scores against later labels."),
@@ -325,6 +328,24 @@ class Metrics:
             self.api_denied.labels(status)
         for outcome in FORWARD_OUTCOMES:
             self.entity_forwards.labels(outcome)
+        self._case_metrics()
+
+    def _case_metrics(self) -> None:
+        r, ns = self.registry, NAMESPACE
+        self.case_changes = Counter(
+            "case_changes", "Case changes recorded, by action (a retried request that "
+            "changed nothing is not counted).", ["action"], namespace=ns, registry=r)
+        self.case_labels = Counter(
+            "case_labels", "Decisions' labels on the labels topic, by how: written (with "
+            "the decision), written_late (by a settle pass), found (a settle pass found it "
+            "already written).", ["outcome"], namespace=ns, registry=r)
+        self.case_labels_pending = Gauge(
+            "case_labels_pending", "Decisions whose label is not yet known to be on the "
+            "labels topic (at the last settle pass).", namespace=ns, registry=r)
+        for action in CASE_ACTIONS:
+            self.case_changes.labels(action)
+        for outcome in CASE_LABEL_OUTCOMES:
+            self.case_labels.labels(outcome)
 
     def alert(self, pattern: str, severity: str) -> None:
         child = self.alert_children.get((pattern, severity))

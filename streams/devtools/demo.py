@@ -137,7 +137,10 @@ def run_demo(base: Settings, workdir: Path, port: int = 9092, once: bool = False
     total = write_sample(sample, invalid=True)
     valid = sum(1 for line in sample.read_bytes().splitlines() if b'"value"' in line)
     token = os.environ.get(settings.api.token_env) or secrets.token_urlsafe(18)
-    env = {**os.environ, SECRET_ENV: generate_secret(), settings.api.token_env: token}
+    # The console's history names who decided: the demo's token is named.
+    env = {key: value for key, value in os.environ.items() if key != settings.api.token_env}
+    env.update({SECRET_ENV: generate_secret(),
+                settings.api.analyst_tokens_env: f"demo-analyst:{token}"})
     store = workdir / "received.jsonl"
     store.unlink(missing_ok=True)
     log = (workdir / "worker.log").open("ab")

@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
 
+import orjson
 import pytest
 from playwright.async_api import Page, expect
 
 from monitor.config import Settings, load_settings
 from tests.integration.browser import chromium
+from tests.integration.harness import TopicReader, until
 from tests.integration.peers import http_json
 
 pytestmark = pytest.mark.integration
@@ -124,6 +126,18 @@ async def press(page: Page, selector: str, key: str = "Enter") -> None:
     await page.keyboard.press(key)
 
 
+OUTCOMES = ("true_positive", "false_negative", "false_positive", "true_negative")
+
+
+def metrics_of(base: str) -> dict[str, float]:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {name: float(value) for name, _, value in
+            (line.rpartition(" ") for line in text.splitlines() if line and line[0] != "#")}
+
+
 def alerts_of(base: str, token: str) -> dict[str, dict[str, Any]]:
     status, page = http_json(f"{base}/alerts?limit=500",
                              headers={"Authorization": f"Bearer {token}"})
@@ -137,9 +151,12 @@ async def test_the_demo_console_sign_in_queue_and_a_rollover_case(tmp_path: Path
     try:
         found = await asyncio.to_thread(demo.expect, CONSOLE, 120)
         base, token = found.group(1), found.group(2)
+        auth = {"Authorization": f"Bearer {token}"}
         done = await asyncio.to_thread(demo.expect, DONE, 120)
+        # The alert store reads the alerts topic on its own: wait until it has them all.
+        await until(lambda: len(alerts_of(base, token)) >= int(done.group(2)), 30,
+                    "the demo's alerts in the alert store")
         emitted = alerts_of(base, token)
-        assert len(emitted) >= int(done.group(2)) > 0
         rollovers = {a["alert_id"]: a for a in emitted.values()
                      if a["pattern"] == "rollover_loan"}
         assert rollovers and len(rollovers) < len(emitted)
@@ -207,6 +224,50 @@ async def test_the_demo_console_sign_in_queue_and_a_rollover_case(tmp_path: Path
             # Keyboard through the graph: the party in focus is described in words.
             await press(page, "svg.graph", "ArrowRight")
             await expect(page.locator("#graph-focus")).to_contain_text("lender ")
+
+            # Decide it: take it, confirm it, with a note; the history names the token.
+            before = metrics_of(base)
+            await press(page, "#to-investigating")
+            await expect(page.locator("#case-state")).to_have_text("investigating")
+            await page.focus("#note")
+            await page.keyboard.type("five lenders in five weeks, each loan repaying the last")
+            await press(page, "#to-confirmed")
+            await expect(page.locator("#case-state")).to_have_text("confirmed")
+            await expect(page.locator("#history li")).to_have_count(2)
+            await expect(page.locator("#history")).to_contain_text("demo-analyst")
+            await expect(page.locator("#history")).to_contain_text("five lenders")
+            status, case = http_json(f"{base}/cases/{first}", headers=auth)
+            assert status == 200 and case["status"] == "confirmed" and case["decisions"] == 1
+            label_id = case["history"][-1]["label_event_id"]
+            assert label_id == f"case-{first}-1"
+
+            # The request again (a retry after a lost answer) decides nothing more, and a
+            # transition the case cannot make is a 409 naming the ones it can.
+            retry = orjson.dumps({"status": "confirmed", "version": 1})
+            status, again = http_json(f"{base}/cases/{first}", retry,
+                                      {**auth, "Content-Type": "application/json"})
+            assert status == 200 and again["changed"] is False and again["version"] == 2
+            status, refused = http_json(f"{base}/cases/{first}",
+                                        orjson.dumps({"status": "dismissed"}),
+                                        {**auth, "Content-Type": "application/json"})
+            assert status == 409 and refused["allowed"] == ["open"]
+
+            # Exactly one label on the labels topic, and the models learned from it.
+            labels_topic = demo.settings().kafka.topic("labels")
+            async with TopicReader(bootstrap, [labels_topic]) as reader:
+                await reader.until(lambda: any(r.get("event_id") == label_id
+                                               for r in reader.records[labels_topic]),
+                                   30, "the case's label")
+                await reader.drain()
+            mine = [r for r in reader.records[labels_topic] if r.get("event_id") == label_id]
+            assert len(mine) == 1
+            assert {k: mine[0][k] for k in ("entity", "entity_type", "pattern", "confirmed")} \
+                == {"entity": alert["entity"], "entity_type": "borrower",
+                    "pattern": "rollover_loan", "confirmed": True}
+            outcome = 'fraudmon_model_label_outcomes{outcome="%s",pattern="rollover_loan"}'
+            await until(lambda: sum(metrics_of(base).get(outcome % o, 0) for o in OUTCOMES)
+                        > sum(before.get(outcome % o, 0) for o in OUTCOMES), 30,
+                        "the label in the model's figures")
             if SHOTS:
                 await page.screenshot(path=str(Path(SHOTS) / "console-case.png"))
 

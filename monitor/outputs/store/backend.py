@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from monitor.outputs.store import cases
 from monitor.outputs.store.query import AlertQuery, Page, Position
 from monitor.outputs.store.record import StoredAlert
 
@@ -106,6 +107,7 @@ class Backend(ABC):
         ]
         statements += [f"CREATE INDEX IF NOT EXISTS fraudmon_alerts_{name} "
                        f"ON fraudmon_alerts ({columns})" for name, columns in INDEXES]
+        statements += cases.SCHEMA
         statements.append("INSERT INTO fraudmon_store_meta (key, value) VALUES "  # noqa: S608
                           f"('schema_version', '{SCHEMA_VERSION}') ON CONFLICT (key) DO NOTHING")
         return statements

@@ -14,9 +14,10 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from monitor.errors import StoreUnavailable
+from monitor.outputs.store import cases
 from monitor.outputs.store.backend import PRUNE_CHUNK, Backend, Connection
 from monitor.outputs.store.query import AlertQuery, Page
 from monitor.outputs.store.record import StoredAlert
@@ -121,3 +122,34 @@ class AlertStore:
             deleted += gone
             if gone < PRUNE_CHUNK:
                 return deleted
+
+    # cases (monitor/outputs/store/cases.py) ------------------------------------------
+
+    async def query_cases(self, query: cases.CaseQuery) -> cases.CasePage:
+        return await self._run(False, lambda conn: cases.query_cases(self.backend, conn, query))
+
+    async def read_case(self, alert_id: str,
+                        ) -> tuple[cases.CaseRow, list[dict[str, Any]]] | None:
+        return await self._run(False, lambda conn: cases.read_case(self.backend, conn,
+                                                                   alert_id))
+
+    async def apply_change(self, alert_id: str, before_version: int,
+                           after: tuple[str, str | None, int, int], entry: dict[str, Any],
+                           label: cases.PendingLabel | None, now_us: int,
+                           claim_us: int) -> bool:
+        return await self._run(True, lambda conn: cases.apply_change(
+            self.backend, conn, alert_id, before_version, after, entry, label, now_us,
+            claim_us))
+
+    async def claim_pending_labels(self, now_us: int, claim_us: int,
+                                   ) -> list[cases.PendingLabel]:
+        return await self._run(True, lambda conn: cases.claim_pending(
+            self.backend, conn, now_us, claim_us))
+
+    async def mark_label_produced(self, event_id: str, offset: int) -> None:
+        await self._run(True, lambda conn: cases.mark_produced(self.backend, conn, event_id,
+                                                               offset))
+
+    async def pending_labels(self) -> int:
+        return await self._run(False, lambda conn: cases.pending_count(self.backend, conn))
+
