@@ -14,7 +14,8 @@ from monitor.state.shard import Shard
 
 ALLOWED_LABELS = {"topic", "outcome", "pattern", "severity", "family", "receiver", "result",
                   "reason", "consumer", "partition", "shard", "model_version", "le",
-                  "operation", "status"}  # bounded: store operations, 401 or 403
+                  "operation", "status",  # bounded: store operations, 401 or 403
+                  "action"}  # a case change: monitor.outputs.metrics.CASE_ACTIONS
 
 
 def busy_metrics() -> tuple[Metrics, list[Shard]]:
