@@ -112,7 +112,7 @@ def create_app(settings: Settings) -> faust.App:
     register_views(app, manager, metrics, pipeline, settings.api.metrics_token_env)
     register_api(app, settings, store, metrics)
     register_entities(app, settings, manager, pipeline, assignor, forwarder)
-    register_console(app, settings, manager)
+    register_console(app)
     register_cases(app, settings, store, _case_labels(app, settings, store, metrics), metrics)
     auth.install(app, tokens, metrics)
     return app

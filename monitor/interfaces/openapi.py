@@ -9,6 +9,7 @@ from typing import Any
 from monitor.contract.events import ENTITY_TYPES
 from monitor.contract.vocabulary import LOOKUP_TYPES, PATTERNS, SEVERITIES
 from monitor.interfaces import openapi_cases
+from monitor.interfaces.movements import DEFAULT_LIMIT, MAX_LIMIT
 from monitor.interfaces.roles import required_role
 
 _JSON = "application/json"
@@ -122,6 +123,31 @@ def document(page_size: int = 50, max_page_size: int = 500) -> dict[str, Any]:
     return made
 
 
+def _entity_lookup(summary: str, parameters: list[dict[str, Any]], found: dict[str, Any],
+                   bad: str) -> dict[str, Any]:
+    """A ``GET /entities/{entity}...`` operation: answered by the owner of the entity's
+    shard, or sent on to it (:mod:`streams.web.entities`)."""
+    return {
+        "summary": summary,
+        "parameters": [
+            {"name": "entity", "in": "path", "required": True,
+             "schema": {"type": "string", "maxLength": 128}},
+            _query("entity_type", "Without it: " + ", ".join(LOOKUP_TYPES) + ", first found.",
+                   {"type": "string", "enum": sorted(ENTITY_TYPES)}),
+            *parameters],
+        "description": "Answered by the worker that owns the entity's shard: asked on "
+                       "another, the lookup is sent on to the owner (one hop, with the "
+                       "caller's token).",
+        "responses": {"200": {**found, "headers": _ANSWERED_BY},
+                      "400": _answer(bad, _ref("Error")),
+                      "401": _UNAUTHORIZED,
+                      "404": {**_answer("Not in the state of its owner.", _ref("NotHere")),
+                              "headers": _ANSWERED_BY},
+                      "502": _answer("The owner could not be reached.", _ref("Error")),
+                      "503": _UNAVAILABLE,
+                      "504": _answer("The owner did not answer in time.", _ref("Error"))}}
+
+
 def _document(page_size: int, max_page_size: int) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -175,27 +201,16 @@ def _document(page_size: int, max_page_size: int) -> dict[str, Any]:
                               "400": _answer("A bad filter or cursor.", _ref("Error")),
                               "401": _UNAUTHORIZED,
                               "503": _UNAVAILABLE}}},
-            "/entities/{entity}": {"get": {
-                "summary": "Current features, scores and reasons of an entity",
-                "parameters": [
-                    {"name": "entity", "in": "path", "required": True,
-                     "schema": {"type": "string", "maxLength": 128}},
-                    _query("entity_type", "Without it: " + ", ".join(LOOKUP_TYPES)
-                           + ", first found.",
-                           {"type": "string", "enum": sorted(ENTITY_TYPES)})],
-                "description": "Answered by the worker that owns the entity's shard: asked "
-                               "on another, the lookup is sent on to the owner (one hop, "
-                               "with the caller's token).",
-                "responses": {"200": {**_answer("The entity.", _ref("Entity")),
-                                      "headers": _ANSWERED_BY},
-                              "400": _answer("A bad entity type.", _ref("Error")),
-                              "401": _UNAUTHORIZED,
-                              "404": {**_answer("Not in the state of its owner.",
-                                                _ref("NotHere")), "headers": _ANSWERED_BY},
-                              "502": _answer("The owner could not be reached.", _ref("Error")),
-                              "503": _UNAVAILABLE,
-                              "504": _answer("The owner did not answer in time.",
-                                             _ref("Error"))}}},
+            "/entities/{entity}": {"get": _entity_lookup(
+                "Current features, scores and reasons of an entity", [],
+                _answer("The entity.", _ref("Entity")), "A bad entity type.")},
+            "/entities/{entity}/movements": {"get": _entity_lookup(
+                "An entity's recent movements as a graph (what its state holds)",
+                [_query("limit", "The newest movements to return.",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
+                         "default": DEFAULT_LIMIT})],
+                _answer("Nodes and edges.", _ref("Movements")),
+                "A bad entity type or limit.")},
             "/labels": {"post": {
                 "summary": "Send an analyst's label to the labels topic (the models learn it)",
                 "requestBody": {"required": True, "content": {_JSON: {"schema": _ref("Label")}}},

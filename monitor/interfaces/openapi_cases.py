@@ -1,19 +1,19 @@
 """The OpenAPI description of the console's routes: cases (``GET /cases``, ``GET`` and
-``POST /cases/{alert_id}``), an entity's movements, and ``/ui`` itself.
+``POST /cases/{alert_id}``) and ``/ui`` itself, and the schema of an entity's movements
+(its route is described beside ``/entities/{entity}``, forwarded the same way).
 :mod:`monitor.interfaces.openapi` merges these into the worker's document."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from monitor.contract.events import ENTITY_TYPES
-from monitor.contract.vocabulary import LOOKUP_TYPES, PATTERNS, SEVERITIES
-from monitor.interfaces.cases import MAX_NOTE_CHARS, STATUSES, TRANSITIONS
-from monitor.interfaces.movements import DEFAULT_LIMIT, MAX_LIMIT
+from monitor.contract.vocabulary import PATTERNS, SEVERITIES
+from monitor.interfaces.cases import MAX_NOTE_CHARS, MAX_REQUEST_BYTES, STATUSES, TRANSITIONS
 
 _JSON = "application/json"
 _TIME = {"type": "string", "format": "date-time"}
 _UNAUTHORIZED = {"$ref": "#/components/responses/Unauthorized"}
+_RETRY = {"Retry-After": {"schema": {"type": "integer"}}}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -121,13 +121,15 @@ def paths(page_size: int, max_page_size: int) -> dict[str, Any]:
             "responses": {"200": _answer("One page and the counts.", _ref("CasePage")),
                           "400": _answer("A bad filter.", _ref("Error")),
                           "401": _UNAUTHORIZED,
-                          "503": _answer("The store is unavailable.", _ref("Error"))}}},
+                          "503": {**_answer("The store is unavailable.", _ref("Error")),
+                                  "headers": _RETRY}}}},
         "/cases/{alert_id}": {
             "get": {"summary": "One case with its history", "parameters": [alert_id],
                     "responses": {"200": _answer("The case.", _ref("Case")),
                                   "401": _UNAUTHORIZED,
                                   "404": _answer("No such alert.", _ref("Error")),
-                                  "503": _answer("The store is unavailable.", _ref("Error"))}},
+                                  "503": {**_answer("The store is unavailable.",
+                                                    _ref("Error")), "headers": _RETRY}}},
             "post": {
                 "summary": "A transition or a note; confirming or dismissing writes the "
                            "label (once per decision, however often the request is sent)",
@@ -141,23 +143,14 @@ def paths(page_size: int, max_page_size: int) -> dict[str, Any]:
                               "409": _answer("Not allowed from the case's status (or the "
                                              "case moved on): names the allowed ones.",
                                              _ref("CaseConflict")),
-                              "503": _answer("The store or Kafka is unavailable; the "
-                                             "request may be sent again.", _ref("Error"))}}},
-        "/entities/{entity}/movements": {"get": {
-            "summary": "An entity's recent movements as a graph (what its state holds)",
-            "parameters": [
-                {"name": "entity", "in": "path", "required": True,
-                 "schema": {"type": "string", "maxLength": 128}},
-                _query("entity_type", "Without it: " + ", ".join(LOOKUP_TYPES)
-                       + ", first found.", {"type": "string", "enum": sorted(ENTITY_TYPES)}),
-                _query("limit", "The newest movements to return.",
-                       {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
-                        "default": DEFAULT_LIMIT})],
-            "responses": {"200": _answer("Nodes and edges.", _ref("Movements")),
-                          "400": _answer("A bad parameter.", _ref("Error")),
-                          "401": _UNAUTHORIZED,
-                          "404": _answer("Not in the state of this worker.",
-                                         _ref("NotHere"))}}},
+                              "413": _answer(f"Larger than {MAX_REQUEST_BYTES} bytes.",
+                                             _ref("Error")),
+                              "422": _answer("The alert cannot be labelled (its stored "
+                                             "record breaks the label contract).",
+                                             _ref("Error")),
+                              "503": {**_answer("The store or Kafka is unavailable; the "
+                                                "request may be sent again.", _ref("Error")),
+                                      "headers": _RETRY}}}},
         "/ui": {"get": {"summary": "The analysts' console (sign in there with a token)",
                         "security": [],
                         "responses": {"200": _answer("An HTML page.")}}},

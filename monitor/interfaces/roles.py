@@ -47,10 +47,13 @@ ROUTE_ROLES: Final[Mapping[tuple[str, str], Role]] = {
     ("GET", "/cases"): "analyst",
     ("GET", "/cases/{alert_id}"): "analyst",
     ("POST", "/cases/{alert_id}"): "analyst",
+    ("GET", "/rules"): "analyst",
     ("GET", "/settings"): "admin",
     ("PUT", "/rules"): "admin",
 }
-"""The role each route needs (method, route template). Anything else needs admin."""
+"""The role each route needs (method, route template). Anything else needs admin.
+Analysts read and work cases (a decision writes a label, as ``POST /labels`` does) and
+read the rules the console lists; changing rules or settings is an admin's."""
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 MIN_TOKEN_CHARS: Final = 16

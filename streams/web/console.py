@@ -1,5 +1,5 @@
-"""The analysts' console at ``/ui`` and the route its graph reads,
-``GET /entities/{entity}/movements``.
+"""The analysts' console at ``/ui``: its static files, served by the worker (the graph
+it draws reads ``GET /entities/{entity}/movements``, :mod:`streams.web.entities`).
 
 The console is three static files (``streams/web/console/``: plain HTML, CSS and
 JavaScript, no build step, nothing fetched from elsewhere) served by the worker itself,
@@ -15,22 +15,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Final, cast
 
 import aiohttp.web
-import orjson
 from faust import web
 
-from monitor.contract.events import ENTITY_TYPES
-from monitor.contract.vocabulary import LOOKUP_TYPES
-from monitor.interfaces.movements import DEFAULT_LIMIT, MAX_LIMIT, movements
-from monitor.routing.views import View, shard_of
+from streams.web.auth import answer
 
 if TYPE_CHECKING:
     import faust
-
-    from monitor.config import Settings
-    from streams.state.shards import ShardManager
 
 logger = logging.getLogger(__name__)
 
@@ -60,29 +53,14 @@ def load_assets(folder: Path = ASSETS) -> dict[str, tuple[bytes, str]]:
     return found
 
 
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None,
-          ) -> web.Response:
-    response = aiohttp.web.Response(body=orjson.dumps(body), status=status,
-                                    content_type="application/json", headers=headers)
-    return cast(web.Response, response)
-
-
-def _limit(text: str | None) -> int | None:
-    if text is None:
-        return DEFAULT_LIMIT
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
-        return None
-    return int(text)
-
-
-def register_console(app: faust.App, settings: Settings, manager: ShardManager) -> None:
-    """``/ui`` (and its files) and ``GET /entities/{entity}/movements`` on the worker."""
+def register_console(app: faust.App) -> None:
+    """``/ui`` and its files on the worker."""
     assets = load_assets()
 
     def asset(name: str) -> web.Response:
         found = assets.get(name)
         if found is None:
-            return _json({"error": "not found"}, 404)
+            return cast(web.Response, answer({"error": "not found"}, 404))
         body, kind = found
         response = aiohttp.web.Response(body=body, headers={"Content-Type": kind,
                                                             **SECURITY_HEADERS})
@@ -96,27 +74,5 @@ def register_console(app: faust.App, settings: Settings, manager: ShardManager) 
         async def get(self, request: web.Request, name: str) -> web.Response:
             return asset(name or "index.html")
 
-    class Movements(web.View):
-        async def get(self, request: web.Request, entity: str) -> web.Response:
-            query = cast(Any, request).query
-            wanted = query.get("entity_type")
-            if wanted is not None and wanted not in ENTITY_TYPES:
-                return _json({"error": "'entity_type' must be one of "
-                              + ", ".join(sorted(ENTITY_TYPES))}, 400)
-            limit = _limit(query.get("limit"))
-            if limit is None:
-                return _json({"error": f"'limit' must be in 1..{MAX_LIMIT}"}, 400)
-            types = (wanted,) if wanted is not None else LOOKUP_TYPES
-            for entity_type in types:
-                for shard in list(manager.shards.values()):
-                    state = shard.entities.get(f"{entity_type}:{entity}")
-                    if state is not None:
-                        graph = movements(state, entity_type, entity, limit)
-                        return _json({**graph, "shard": shard.shard_id})
-            owner = shard_of(View("lookup", types[0], entity, True), settings.kafka.partitions)
-            return _json({"error": "not found", "shard": owner,
-                          "owned": owner in manager.shards}, 404)
-
     app.page("/ui")(Console)
     app.page("/ui/{name}")(ConsoleAsset)
-    app.page("/entities/{entity}/movements")(Movements)

@@ -1,8 +1,8 @@
 """Two workers, one deployment, SQLite alert stores (one file per worker): every alert in
 one ``GET /alerts`` from either worker, after both restart, once each when the alerts
-topic is read again or carries repeats and garbage; entity lookups answered by the owner
-from either worker, 503 with ``Retry-After`` while the group rebalances; and the roles
-(401, 403, 200) on every route."""
+topic is read again or carries repeats and garbage; entity lookups (and an entity's
+movements) answered by the owner from either worker, 503 with ``Retry-After`` while the
+group rebalances; and the roles (401, 403, 200) on every route."""
 
 from __future__ import annotations
 
@@ -58,7 +58,12 @@ def check_roles(worker: Worker) -> None:
     routes: list[tuple[str, str, bytes | None, str]] = [
         ("GET", "/alerts", None, "analyst"), ("GET", f"/entities/{ENTITY}", None, "analyst"),
         ("POST", "/labels", b"{}", "analyst"), ("GET", "/openapi.json", None, "analyst"),
-        ("GET", "/whoami", None, "analyst"), ("GET", "/settings", None, "admin")]
+        ("GET", "/whoami", None, "analyst"), ("GET", "/settings", None, "admin"),
+        ("GET", f"/entities/{ENTITY}/movements", None, "analyst"),
+        ("GET", "/cases", None, "analyst"), ("GET", "/cases/al_nowhere", None, "analyst"),
+        ("POST", "/cases/al_nowhere", b"{}", "analyst")]
+    # Past the role check: a label or case request of {} breaks its contract.
+    past = {"/labels": 400, "/cases/al_nowhere": 404}
     callers: list[tuple[str | None, str | None, str | None]] = [
         (None, None, None), ("wrong-token-0123456789", None, None),
         (ANALYST, "ana", "analyst"), (ADMIN, "boss", "admin"), (LEGACY, "legacy-1", "analyst")]
@@ -72,19 +77,24 @@ def check_roles(worker: Worker) -> None:
                 assert status == 403, (token, path, status)
                 assert answer == {"error": f"forbidden: {method} {path} needs the admin role; "
                                            f"token '{name}' is {role}"}
-            else:  # past the role check: a label body of {} breaks the contract
-                assert status == (400 if path == "/labels" else 200), (token, path, answer)
+            elif method == "POST":
+                assert status == 400, (token, path, answer)
+            else:
+                assert status == past.get(path, 200), (token, path, answer)
         if role is not None:
             assert get(worker, "/whoami", token)[1] == {"name": name, "role": role}
     status, effective = get(worker, "/settings", ADMIN)
     assert status == 200 and effective["api"]["admin_tokens_env"] == "FRAUDMON_ADMIN_TOKENS"
     assert ADMIN not in orjson.dumps(effective).decode()
     assert http_json(base(worker) + "/healthz")[0] == 200
+    # The console's files need no token (it signs in on the page); its API calls do.
+    assert status_of(worker, "/ui", None) == 200
+    assert status_of(worker, "/ui/console.js", None) == 200
     assert status_of(worker, "/nowhere", ANALYST) == 404
     assert status_of(worker, "/nowhere", None) == 404
     denied = worker.metrics()
     assert denied['fraudmon_api_denied_total{status="403"}'] >= 2
-    assert denied['fraudmon_api_denied_total{status="401"}'] >= 12
+    assert denied['fraudmon_api_denied_total{status="401"}'] >= 20
 
 
 def status_of(worker: Worker, path: str, token: str | None) -> int:
@@ -118,6 +128,17 @@ def check_lookups(a: Worker, b: Worker) -> str:
     assert other.metrics()['fraudmon_entity_lookups_forwarded_total{outcome="answered"}'] >= 1
     # Not found anywhere: the other worker asked the owner, and says so.
     status, missing = get(other, f"/entities/{ENTITY}", entity_type="borrower")
+    assert status == 404 and missing["error"] == "not found"
+    # The movements the console draws come the same way: from the owner, whichever asked.
+    forwarded = other.metrics()['fraudmon_entity_lookups_forwarded_total{outcome="answered"}']
+    graphs = [get(worker, f"/entities/{ENTITY}/movements", limit=50) for worker in (a, b)]
+    assert [status for status, _ in graphs] == [200, 200], graphs
+    assert graphs[0][1] == graphs[1][1] and graphs[0][1]["answered_by"] == owner
+    assert graphs[0][1]["entity_type"] == "account" and graphs[0][1]["edges"]
+    assert other.metrics()[
+        'fraudmon_entity_lookups_forwarded_total{outcome="answered"}'] == forwarded + 1
+    assert get(other, f"/entities/{ENTITY}/movements", limit=0)[0] == 400
+    status, missing = get(other, f"/entities/{ENTITY}/movements", entity_type="borrower")
     assert status == 404 and missing["error"] == "not found"
     return owner
 

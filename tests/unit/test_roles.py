@@ -80,6 +80,10 @@ def test_short_tokens_are_named_as_weak() -> None:
     ("GET", "/settings", "admin"), ("PUT", "/rules", "admin"),
     ("DELETE", "/alerts", "admin"), ("GET", "/anything-new", "admin"),
     ("GET", "/healthz", None), ("GET", "/readyz", None), ("GET", "/metrics", None),
+    ("GET", "/cases", "analyst"), ("GET", "/cases/{alert_id}", "analyst"),
+    ("POST", "/cases/{alert_id}", "analyst"), ("DELETE", "/cases/{alert_id}", "admin"),
+    ("GET", "/entities/{entity}/movements", "analyst"), ("GET", "/rules", "analyst"),
+    ("GET", "/ui", None), ("GET", "/ui/{name}", None), ("POST", "/ui", None),
 ])
 def test_the_route_table(method: str, route: str, role: str | None) -> None:
     assert required_role(method, route) == role
