@@ -1,6 +1,7 @@
 """The alert store on a real PostgreSQL server: the backend contract the SQLite unit
-tests hold (pages against a reference, idempotent writes with their offsets, retention),
-two workers sharing one database, and a wrong password as one line and a fast exit."""
+tests hold (pages against a reference, idempotent writes with their offsets, retention;
+cases: filters and counts, versions, the label outbox, retention), two workers sharing
+one database (and its cases), and a wrong password as one line and a fast exit."""
 
 from __future__ import annotations
 
@@ -20,11 +21,15 @@ from monitor.errors import StoreUnavailable
 from monitor.outputs.store import AlertStore
 from monitor.outputs.store.postgres import PostgresBackend
 from streams.devtools.postgres import LocalPostgres
+from tests import case_contract as cases
 from tests import store_contract as contract
 from tests.integration.harness import make_config, wait_for
 from tests.integration.two_workers import (
     all_alerts,
     deployment,
+    get,
+    labels_with,
+    post,
     spread_alerts,
     started,
     store_holds,
@@ -35,12 +40,21 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def store(postgres: LocalPostgres) -> AsyncIterator[AlertStore]:
-    url = postgres.create_database(f"contract_{uuid.uuid4().hex[:8]}")
+async def database(postgres: LocalPostgres) -> str:
+    return postgres.create_database(f"contract_{uuid.uuid4().hex[:8]}")
+
+
+async def opened_store(url: str, postgres: LocalPostgres) -> AlertStore:
     from pydantic import SecretStr
 
     opened = AlertStore(PostgresBackend(url, SecretStr(postgres.password)))
     await opened.open()
+    return opened
+
+
+@pytest.fixture
+async def store(database: str, postgres: LocalPostgres) -> AsyncIterator[AlertStore]:
+    opened = await opened_store(database, postgres)
     try:
         yield opened
     finally:
@@ -57,6 +71,31 @@ async def test_writes_are_idempotent_and_offsets_move_with_them(store: AlertStor
 
 async def test_retention_by_age_and_count(store: AlertStore) -> None:
     await contract.check_retention_by_age_and_count(store)
+
+
+async def test_cases_filter_page_and_count(store: AlertStore) -> None:
+    await cases.check_queries_filter_page_and_count(store)
+
+
+async def test_case_counts_stop_at_the_cap(store: AlertStore) -> None:
+    await cases.check_counts_stop_at_the_cap(store)
+
+
+async def test_a_case_change_needs_its_version(store: AlertStore, database: str,
+                                               postgres: LocalPostgres) -> None:
+    other = await opened_store(database, postgres)
+    try:
+        await cases.check_a_change_needs_the_version_it_was_planned_on(store, other)
+    finally:
+        await other.close()
+
+
+async def test_case_labels_are_claimed_once_and_settled(store: AlertStore) -> None:
+    await cases.check_labels_are_claimed_once_and_settled(store)
+
+
+async def test_retention_takes_the_cases_with_their_alerts(store: AlertStore) -> None:
+    await cases.check_retention_takes_the_cases_with_their_alerts(store)
 
 
 async def test_a_failing_database_is_a_store_error(postgres: LocalPostgres) -> None:
@@ -88,7 +127,7 @@ def test_a_wrong_store_password_is_one_line_and_a_fast_exit(
 async def test_two_workers_share_one_postgresql_store(
         tmp_path: Path, bootstrap: str, postgres: LocalPostgres) -> None:
     """Alerts from both workers in one GET /alerts from either, after both restart, once
-    each when the alerts topic is read again from the start."""
+    each when the alerts topic is read again from the start; a case worked from both."""
     url = postgres.create_database(f"deploy_{uuid.uuid4().hex[:8]}")
     a, b = deployment(tmp_path, bootstrap,
                       sections={"store": {"url": url, "password_env": "IT_PG_PASSWORD"}},
@@ -108,6 +147,18 @@ async def test_two_workers_share_one_postgresql_store(
         # One shared group: each worker's feeder wrote a share, together each alert once.
         written = [w.metrics()["fraudmon_alert_store_written_total"] for w in (a, b)]
         assert sum(written) == len(ids), written
+
+        # One database, one set of cases: taken on A, decided on B, the decision sent
+        # again to A (a retry) changes nothing, and its label is on the topic once.
+        case = min(ids)
+        assert post(a, f"/cases/{case}", {"status": "investigating", "version": 0})[0] == 200
+        status, decided = post(b, f"/cases/{case}", {"status": "confirmed", "version": 1})
+        assert status == 200 and decided["changed"] and decided["label_written"], decided
+        status, again = post(a, f"/cases/{case}", {"status": "confirmed", "version": 1})
+        assert status == 200 and again["changed"] is False and again["decisions"] == 1
+        status, seen = get(a, f"/cases/{case}")
+        assert seen["status"] == "confirmed" and len(seen["history"]) == 2
+        assert len(await labels_with(a.settings, f"case-{case}-1")) == 1
 
         assert a.stop() == 0 and b.stop() == 0
         # Read the alerts topic again from the start, as after a lost offsets table.

@@ -57,6 +57,26 @@ def get(worker: Worker, path: str, token: str | None = ANALYST,
     return http_json(base(worker) + path + query, headers=headers)
 
 
+def post(worker: Worker, path: str, body: dict[str, Any], token: str = ANALYST,
+         ) -> tuple[int, Any]:
+    return http_json(base(worker) + path, orjson.dumps(body),
+                     {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                     "POST")
+
+
+async def labels_with(settings: Settings, event_id: str) -> list[dict[str, Any]]:
+    """Every record on the labels topic whose ``event_id`` is ``event_id`` (read to its
+    end once one is there)."""
+    from tests.integration.harness import TopicReader
+
+    topic = settings.kafka.topic("labels")
+    async with TopicReader(settings.kafka.bootstrap_servers, [topic]) as reader:
+        await reader.until(lambda: any(r.get("event_id") == event_id
+                                       for r in reader.records[topic]), 30, event_id)
+        await reader.drain()
+    return [r for r in reader.records[topic] if r.get("event_id") == event_id]
+
+
 def all_alerts(worker: Worker, token: str = ANALYST) -> list[dict[str, Any]]:
     """Every alert ``GET /alerts`` pages through on ``worker``, newest first."""
     seen: list[dict[str, Any]] = []

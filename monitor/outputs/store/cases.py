@@ -14,6 +14,9 @@ Tables (created with the alerts' schema):
   reads the partition from ``checked_from`` for it and writes it only if it is not there.
   So a crash between writing the label and recording it never writes it twice.
 
+Retention deletes a case's rows with its alert (:func:`prune_orphans`, after each
+retention pass of :meth:`~monitor.outputs.store.AlertStore.prune`).
+
 A change is applied with the case's version as a condition (``UPDATE ... WHERE version
 = ?``), after taking the row (an ``UPDATE`` locks it in PostgreSQL; SQLite has one
 writer): two workers deciding one case at once cannot both succeed; the loser re-reads.
@@ -280,6 +283,35 @@ def mark_produced(backend: Backend, conn: Connection, event_id: str, offset: int
         raise
     finally:
         cur.close()
+
+
+ORPHANS: Final = (
+    "DELETE FROM fraudmon_case_history WHERE NOT EXISTS (SELECT 1 FROM fraudmon_alerts a "
+    "WHERE a.alert_id = fraudmon_case_history.alert_id)",
+    "DELETE FROM fraudmon_cases WHERE NOT EXISTS (SELECT 1 FROM fraudmon_alerts a "
+    "WHERE a.alert_id = fraudmon_cases.alert_id)",
+    "DELETE FROM fraudmon_case_labels WHERE produced_offset IS NOT NULL AND NOT EXISTS "
+    "(SELECT 1 FROM fraudmon_alerts a WHERE a.alert_id = fraudmon_case_labels.alert_id)",
+)
+"""Retention's sweep: the cases, history and settled labels of alerts no longer stored. A
+label not yet known to be on the topic stays until a settle pass records it."""
+
+
+def prune_orphans(backend: Backend, conn: Connection) -> int:
+    """Delete what :data:`ORPHANS` names, in one transaction; the case rows deleted."""
+    cur = conn.cursor()
+    try:
+        deleted = []
+        for statement in ORPHANS:
+            cur.execute(statement)
+            deleted.append(max(int(cur.rowcount), 0))
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        cur.close()
+    return deleted[1]
 
 
 def pending_count(backend: Backend, conn: Connection) -> int:

@@ -108,7 +108,9 @@ class AlertStore:
 
     async def prune(self, older_than_us: int | None, keep: int | None) -> int:
         """Retention: delete alerts older than ``older_than_us`` (event time) and all but
-        the newest ``keep``, a chunk per writer call so the feeder's writes go between."""
+        the newest ``keep``, a chunk per writer call so the feeder's writes go between;
+        then the cases of the alerts gone (:func:`~monitor.outputs.store.cases.prune_orphans`).
+        The number of alerts deleted."""
         boundary = None
         if keep is not None:
             boundary = await self._run(False, lambda conn: self.backend.keep_boundary(
@@ -121,7 +123,13 @@ class AlertStore:
                 conn, older_than_us, boundary))
             deleted += gone
             if gone < PRUNE_CHUNK:
-                return deleted
+                break
+        cases_gone = await self._run(True, lambda conn: cases.prune_orphans(self.backend,
+                                                                            conn))
+        if cases_gone:
+            logger.info("alert store retention: %d cases deleted with their alerts",
+                        cases_gone)
+        return deleted
 
     # cases (monitor/outputs/store/cases.py) ------------------------------------------
 
@@ -152,4 +160,3 @@ class AlertStore:
 
     async def pending_labels(self) -> int:
         return await self._run(False, lambda conn: cases.pending_count(self.backend, conn))
-
