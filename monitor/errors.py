@@ -13,6 +13,9 @@
     │   ├── ReceiverGone         the receiver answered 410 Gone: stop sending to it
     │   └── TargetRefused        the target address is private or loopback and not allowed
     ├── StoreUnavailable         the alert store's database failed or cannot be reached
+    ├── LabelsUnavailable        the labels topic did not take a case decision's label in time
+    ├── BadCaseRequest           a case request body is not a transition or a note (400)
+    ├── CaseConflict             a case request does not fit the case as it is now (409)
     └── SignatureError           a webhook's signature or timestamp does not verify
 
 Third-party exceptions are translated into these at the boundary that meets them.
@@ -91,6 +94,26 @@ class StoreUnavailable(FraudMonitorError):
     """The alert store's database failed or cannot be reached (retried; a 503 to the API)."""
 
     retryable = True
+
+
+class LabelsUnavailable(FraudMonitorError):
+    """Kafka did not take a case decision's label, or answer, in time (a 503 to the API;
+    a settle pass writes it later)."""
+
+    retryable = True
+
+
+class BadCaseRequest(FraudMonitorError, ValueError):
+    """A case request body that is not a transition or a note; one line for the 400."""
+
+
+class CaseConflict(FraudMonitorError):
+    """A case request that does not fit the case as it is now (409); ``allowed`` names
+    the statuses the case may move to."""
+
+    def __init__(self, message: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.allowed = allowed
 
 
 class SignatureError(FraudMonitorError):

@@ -23,7 +23,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from monitor.errors import StoreUnavailable
+from monitor.errors import LabelsUnavailable, StoreUnavailable
 from monitor.routing.partitioner import partition_for
 from streams.connection import client_options
 
@@ -41,10 +41,6 @@ SETTLE_INTERVAL_SECONDS: Final = 5.0
 MAX_SCAN: Final = 200_000
 """Records of one partition read at most when looking for a label already written."""
 TIMEOUT_SECONDS: Final = 10.0
-
-
-class LabelsUnavailable(Exception):
-    """Kafka did not take or answer in time (the request is answered 503)."""
 
 
 class CaseLabels:

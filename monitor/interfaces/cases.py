@@ -29,6 +29,7 @@ import orjson
 
 from monitor.config import ApiSettings
 from monitor.contract.vocabulary import PATTERNS, SEVERITIES
+from monitor.errors import BadCaseRequest, CaseConflict
 from monitor.interfaces.api import BadQuery, _choice, _cursor, _integer, parse_time
 from monitor.outputs.store.cases import CaseQuery
 
@@ -49,19 +50,6 @@ NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _CONTROL: Final = re.compile(
     r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 MAX_EVENT_ID: Final = 128
-
-
-class BadCaseRequest(ValueError):
-    """A request body that is not a transition or a note; one line for the 400."""
-
-
-class CaseConflict(Exception):
-    """A request that does not fit the case as it is now (409); ``allowed`` names the
-    statuses the case may move to."""
-
-    def __init__(self, message: str, allowed: tuple[str, ...]) -> None:
-        super().__init__(message)
-        self.allowed = allowed
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +96,7 @@ def parse_request(body: bytes) -> CaseRequest:
     >>> parse_request(b'{"state": "confirmed"}')
     Traceback (most recent call last):
     ...
-    monitor.interfaces.cases.BadCaseRequest: unknown field 'state'
+    monitor.errors.BadCaseRequest: unknown field 'state'
     """
     if len(body) > MAX_REQUEST_BYTES:
         raise BadCaseRequest(f"a case request is at most {MAX_REQUEST_BYTES} bytes")

@@ -166,7 +166,7 @@ def run_demo(base: Settings, workdir: Path, port: int = 9092, once: bool = False
               f"  console:  {web}/ui  (sign in with the token {token})\n"
               f"  metrics:  {web}/metrics\n"
               f"  API:      curl -H 'Authorization: Bearer {token}' {web}/alerts\n"
-              f"            (also /entities/<id>, POST /labels, /openapi.json)\n"
+              f"            (also /cases, /entities/<id>, POST /labels, /openapi.json)\n"
               f"  webhooks: signed deliveries to the demo receiver at "
               f"http://127.0.0.1:{receiver_port}/ (log {workdir / 'receiver.log'}, "
               f"store {store})")

@@ -21,12 +21,16 @@ import orjson
 from faust import web
 
 from monitor.contract.events import LABELS, parse, partition_key
-from monitor.errors import InvalidEvent, StoreUnavailable
+from monitor.errors import (
+    BadCaseRequest,
+    CaseConflict,
+    InvalidEvent,
+    LabelsUnavailable,
+    StoreUnavailable,
+)
 from monitor.interfaces.api import BadQuery
 from monitor.interfaces.cases import (
     MAX_REQUEST_BYTES,
-    BadCaseRequest,
-    CaseConflict,
     CaseState,
     case_query,
     parse_request,
@@ -35,7 +39,7 @@ from monitor.interfaces.cases import (
     view,
 )
 from monitor.outputs.store.cases import CaseRow, PendingLabel
-from streams.caselabels import CLAIM_SECONDS, CaseLabels, LabelsUnavailable
+from streams.caselabels import CLAIM_SECONDS, CaseLabels
 from streams.web.auth import answer, principal_of
 
 if TYPE_CHECKING:

@@ -165,6 +165,8 @@ async def test_the_demo_console_sign_in_queue_and_a_rollover_case(tmp_path: Path
             page = await browser.new_page()
             problems: list[str] = []
             page.on("pageerror", lambda error: problems.append(str(error)))
+            page.on("console", lambda message: problems.append(message.text)
+                    if message.type in ("error", "warning") else None)
             answer = await page.goto(f"{base}/ui")
             assert answer is not None and answer.status == 200
             assert "script-src 'self'" in answer.headers["content-security-policy"]
@@ -176,6 +178,9 @@ async def test_the_demo_console_sign_in_queue_and_a_rollover_case(tmp_path: Path
             await expect(page.locator("#signin-error")).to_be_visible()
             await expect(page.locator("#signin-error")).to_contain_text("does not accept")
             await expect(page.locator("#queue-view")).to_be_hidden()
+            # The browser logs the refused request, and nothing else went wrong.
+            assert len(problems) == 1 and "401 (Unauthorized)" in problems[0], problems
+            problems.clear()
 
             await page.fill("#token", token)
             await page.keyboard.press("Enter")
@@ -229,10 +234,18 @@ async def test_the_demo_console_sign_in_queue_and_a_rollover_case(tmp_path: Path
             before = metrics_of(base)
             await press(page, "#to-investigating")
             await expect(page.locator("#case-state")).to_have_text("investigating")
-            await page.focus("#note")
+            # The keyboard keeps its place on the decision; Tab alone from there on.
+            await expect(page.locator("#case-status")).to_be_focused()
+            for _ in range(4):  # confirm, dismiss, reopen, then the note box
+                await page.keyboard.press("Tab")
+            await expect(page.locator("#note")).to_be_focused()
             await page.keyboard.type("five lenders in five weeks, each loan repaying the last")
-            await press(page, "#to-confirmed")
+            for _ in range(3):
+                await page.keyboard.press("Shift+Tab")
+            await expect(page.locator("#to-confirmed")).to_be_focused()
+            await page.keyboard.press("Enter")
             await expect(page.locator("#case-state")).to_have_text("confirmed")
+            await expect(page.locator("#case-status")).to_be_focused()
             await expect(page.locator("#history li")).to_have_count(2)
             await expect(page.locator("#history")).to_contain_text("demo-analyst")
             await expect(page.locator("#history")).to_contain_text("five lenders")

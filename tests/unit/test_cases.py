@@ -8,11 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.contract.events import LABELS, Label, parse
+from monitor.errors import BadCaseRequest, CaseConflict
 from monitor.interfaces.cases import (
     STATUSES,
     TRANSITIONS,
-    BadCaseRequest,
-    CaseConflict,
     CaseRequest,
     CaseState,
     Change,

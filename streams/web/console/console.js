@@ -16,8 +16,7 @@ const TOKEN_KEY = "fraudmon.token";
 
 const $ = (id) => document.getElementById(id);
 const session = { token: sessionStorage.getItem(TOKEN_KEY), name: "", role: "" };
-const queue = { filters: {}, cursor: null, rows: [], seen: new Set(), timer: null,
-                cases: null };
+const queue = { filters: {}, cursor: null, rows: [], seen: new Set(), timer: null };
 let current = null;  // the case on screen
 
 // --- small helpers --------------------------------------------------------------------
@@ -63,6 +62,11 @@ function showError(id, text) {
 
 class Unauthorized extends Error {}
 
+function reasonOf(answer) {
+  const reason = (answer.body && answer.body.error) || `HTTP ${answer.status}`;
+  return answer.status === 503 ? `${reason} (busy: try again in a moment)` : reason;
+}
+
 async function api(path, options = {}) {
   const headers = { Authorization: `Bearer ${session.token}`, ...(options.headers || {}) };
   const response = await fetch(path, { ...options, headers, cache: "no-store" });
@@ -87,12 +91,10 @@ function failed(error, where) {
 // --- sign in ----------------------------------------------------------------------------
 
 async function whoAmI() {
-  // GET /whoami names the token; a worker without it still tells a good token by /alerts.
+  // GET /whoami names the token (and so the history's entries) and its role.
   const answer = await api("/whoami");
   if (answer.status === 200 && answer.body) return answer.body;
-  const probe = await api("/alerts?limit=1");
-  if (probe.status === 200) return { name: "analyst", role: "analyst" };
-  throw new Error(`HTTP ${probe.status}`);
+  throw new Error(reasonOf(answer));
 }
 
 async function signIn(event) {
@@ -204,29 +206,8 @@ function query(params) {
   return text ? `?${text}` : "";
 }
 
-async function casesAvailable() {
-  if (queue.cases === null) {
-    const probe = await api("/cases?limit=1");
-    queue.cases = probe.status !== 404;
-  }
-  return queue.cases;
-}
-
-async function fetchPage(filters, cursor) {
-  if (await casesAvailable()) {
-    const answer = await api(`/cases${query({ ...filters, cursor })}`);
-    return answer;
-  }
-  // A worker without cases: its alerts, each an open case.
-  const { status, assignee, ...rest } = filters;
-  if ((status && status !== "open") || assignee) {
-    return { status: 200, body: { cases: [], next_cursor: null, counts: null } };
-  }
-  const answer = await api(`/alerts${query({ ...rest, cursor })}`);
-  if (answer.status !== 200) return answer;
-  const cases = answer.body.alerts.map((alert) => ({
-    alert_id: alert.alert_id, status: "open", assignee: null, alert }));
-  return { status: 200, body: { cases, next_cursor: answer.body.next_cursor, counts: null } };
+function fetchPage(filters, cursor) {
+  return api(`/cases${query({ ...filters, cursor })}`);
 }
 
 async function loadQueue(reset) {
@@ -242,7 +223,7 @@ async function loadQueue(reset) {
     return;
   }
   if (answer.status !== 200) {
-    showError("queue-error", (answer.body && answer.body.error) || `HTTP ${answer.status}`);
+    showError("queue-error", reasonOf(answer));
     return;
   }
   showError("queue-error", "");
@@ -261,7 +242,7 @@ async function loadOlder() {
   try {
     const answer = await fetchPage(queue.filters, queue.cursor);
     if (answer.status !== 200) {
-      showError("queue-error", (answer.body && answer.body.error) || `HTTP ${answer.status}`);
+      showError("queue-error", reasonOf(answer));
       return;
     }
     queue.cursor = answer.body.next_cursor;
@@ -322,24 +303,9 @@ function stopPolling() {
 // --- a case -----------------------------------------------------------------------------
 
 async function fetchCase(alertId) {
-  if (await casesAvailable()) {
-    const answer = await api(`/cases/${encodeURIComponent(alertId)}`);
-    if (answer.status === 200) return answer.body;
-    throw new Error((answer.body && answer.body.error) || `HTTP ${answer.status}`);
-  }
-  const known = queue.rows.find((c) => c.alert_id === alertId);
-  if (known) return { ...known, history: [], allowed: [] };
-  let cursor = null;
-  for (let page = 0; page < 40; page += 1) {
-    const answer = await api(`/alerts${query({ limit: 500, cursor })}`);
-    if (answer.status !== 200) break;
-    const found = answer.body.alerts.find((a) => a.alert_id === alertId);
-    if (found) return { alert_id: alertId, status: "open", assignee: null, alert: found,
-                        history: [], allowed: [] };
-    cursor = answer.body.next_cursor;
-    if (!cursor) break;
-  }
-  throw new Error("no such alert");
+  const answer = await api(`/cases/${encodeURIComponent(alertId)}`);
+  if (answer.status === 200) return answer.body;
+  throw new Error(reasonOf(answer));
 }
 
 async function openCase(alertId) {
@@ -404,7 +370,6 @@ function renderDecision(item) {
     button.addEventListener("click", () => decide({ status: target }));
     buttons.append(button);
   }
-  $("add-note").disabled = !queue.cases;
 }
 
 function renderHistory(history) {
@@ -445,9 +410,11 @@ async function decide(change) {
       $("decide-result").textContent = change.status
         ? `Saved: ${current.status}.` : "Note added.";
       announce($("decide-result").textContent);
+      // The pressed button is gone (the transitions are drawn anew): keep the keyboard's
+      // place on the decision, whose next Tab is the first transition from here.
+      $("case-status").focus();
     } else {
-      const reason = (answer.body && answer.body.error) || `HTTP ${answer.status}`;
-      $("decide-result").textContent = `Not saved: ${reason}`;
+      $("decide-result").textContent = `Not saved: ${reasonOf(answer)}`;
       if (answer.status === 409) await openCase(current.alert_id);
     }
   } catch (error) {
@@ -466,8 +433,8 @@ async function loadEntity(alert) {
                              + query({ entity_type: alert.entity_type }));
     if (answer.status !== 200) {
       meta.textContent = answer.status === 404
-        ? "This worker holds no state for the entity now (evicted, or another worker's)."
-        : `Entity: HTTP ${answer.status}`;
+        ? "No worker holds state for the entity now (evicted, or not yet seen)."
+        : `Entity: ${reasonOf(answer)}`;
       return;
     }
     const entity = answer.body;
@@ -503,8 +470,8 @@ async function loadGraph(alert) {
                              + query({ entity_type: alert.entity_type, limit: 200 }));
     if (answer.status !== 200) {
       $("graph-meta").textContent = answer.status === 404
-        ? "No movements held for this entity on this worker now."
-        : `Movements: HTTP ${answer.status}`;
+        ? "No movements held for this entity now (its state was evicted, or not yet seen)."
+        : `Movements: ${reasonOf(answer)}`;
       return;
     }
     const graph = answer.body;
@@ -549,7 +516,7 @@ async function loadRules() {
     } else if (answer.status === 404) {
       $("rules").textContent = "This worker has no rules API.";
     } else {
-      showError("rules-error", (answer.body && answer.body.error) || `HTTP ${answer.status}`);
+      showError("rules-error", reasonOf(answer));
     }
   } catch (error) {
     failed(error, "rules-error");
@@ -583,6 +550,7 @@ function start() {
   $("add-note").addEventListener("click", () => decide({}));
   window.addEventListener("hashchange", route);
   $("queue-title").setAttribute("tabindex", "-1");
+  $("case-status").setAttribute("tabindex", "-1");
   route();
 }
 
